@@ -1,0 +1,73 @@
+"""Train one configuration in-process (no Ray): `python -m study.train [options] [--set key=value ...]`.
+
+Shows progress and prints the final metrics as one JSON object on its last line.
+With no data options it trains on the embedded corpus (generated once, cached).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+
+from trainables.config import PROFILES, ConfigError, build_config, parse_override
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m study.train", description=__doc__.split("\n")[0])
+    p.add_argument("--profile", default="cpu", choices=sorted(PROFILES), help="config profile (default: cpu)")
+    p.add_argument("--data-root", help="folder the lists' paths are relative to (default: the embedded corpus)")
+    p.add_argument("--train", help="training list, File,Speaker CSV (default: train.csv in --data-root)")
+    p.add_argument("--trials", help="trial list, 'label path1 path2' lines")
+    p.add_argument("--noise", help="MUSAN-style noise folder for augmentation")
+    p.add_argument("--rir", help="room impulse response folder for augmentation")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config value")
+    p.add_argument("--output", help="folder for checkpoints (default: a temporary folder)")
+    p.add_argument("--no-resume", action="store_true", help="ignore checkpoints already in --output")
+    p.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    p.add_argument("--preflight", action="store_true", help="only check the lists and audio files, then exit")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    overrides = {}
+    for flag, key in (("data_root", "data_root"), ("train", "train_manifest"), ("trials", "trials"), ("noise", "noise_dir"), ("rir", "rir_dir")):
+        if getattr(args, flag):
+            overrides[key] = getattr(args, flag)
+    try:
+        overrides.update(dict(parse_override(text) for text in args.set))
+        cfg = build_config(args.profile, overrides)
+    except ConfigError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    if args.preflight:
+        return _preflight(cfg)
+
+    from trainables.worker import Runtime, train
+
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="margin-study-train-") as tmp:
+        runtime = Runtime(output_dir=args.output or tmp, resume=not args.no_resume, device=args.device)
+        metrics = train(cfg, runtime)
+    result = {k: v for k, v in metrics.items()}
+    result["epochs"] = result.pop("epoch", 0)
+    result["seconds"] = time.perf_counter() - started
+    print(json.dumps(result))
+    return 0
+
+
+def _preflight(cfg) -> int:
+    from trainables.preflight import preflight
+    from trainables.worker import resolve_data
+
+    paths = resolve_data(cfg)
+    report = preflight(paths.train_manifest, paths.trials or None, paths.data_root, cfg.sample_rate, cfg.crop_samples)
+    print(report.format())
+    return 0 if report.ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

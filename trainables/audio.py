@@ -139,6 +139,8 @@ def load_audio(path: str | os.PathLike, sample_rate: int, start: int = 0, frames
     _check_exists(path)
     data, rate = _read(path, sample_rate, start, frames)
     wave = data.mean(axis=1, dtype=np.float32) if data.shape[1] > 1 else data[:, 0]  # (samples,)
+    if not np.isfinite(wave).all():
+        raise AudioError(path, f"{int(np.sum(~np.isfinite(wave)))} non-finite (nan/inf) samples")
     if rate != sample_rate:
         wave = AF.resample(torch.from_numpy(np.ascontiguousarray(wave)), rate, sample_rate).numpy()
         wave = wave[start:] if frames < 0 else wave[start : start + frames]

@@ -55,8 +55,20 @@ def _load_mono(path: Path, sample_rate: int, max_seconds: float | None) -> Tenso
     return wave
 
 
-def _next_pow2(n: int) -> int:
-    return 1 << (n - 1).bit_length()
+def _next_fast_len(n: int) -> int:
+    """Smallest 5-smooth integer >= n (2^a 3^b 5^c): a size the FFT libraries handle at full speed."""
+    best = 1 << (n - 1).bit_length()
+    p5 = 1
+    while p5 < best:
+        p35 = p5
+        while p35 < best:
+            size = p35
+            while size < n:
+                size *= 2
+            best = min(best, size)
+            p35 *= 3
+        p5 *= 5
+    return best
 
 
 class NoiseBank:
@@ -270,10 +282,11 @@ class Augmenter:
         """Gather (S, length) noise crops for CPU (S,) category indices and starts, wrapping short categories."""
         bank = self.noise
         spans = torch.tensor(bank.spans, dtype=torch.int64)  # (C, 2) start, length in `waveform`
+        if int(spans[category, 1].min()) >= int(start.max()) + length:  # no wrap: plain slices, no index tensor
+            first = (spans[category, 0] + start).tolist()
+            return torch.stack([bank.waveform[f : f + length] for f in first]).to(device)  # (S, T)
         base, n_c = spans[category, 0].to(device), spans[category, 1].to(device)  # (S,)
-        pos = start.to(device)[:, None] + torch.arange(length, device=device)  # (S, T)
-        if int(spans[category, 1].min()) < int(start.max()) + length:
-            pos = pos % n_c[:, None]
+        pos = (start.to(device)[:, None] + torch.arange(length, device=device)) % n_c[:, None]  # (S, T)
         return bank.waveform[base[:, None] + pos]  # (S, T)
 
     def _add_noise(self, x: Tensor, draws: AugmentDraws, sel: Tensor) -> Tensor:
@@ -288,9 +301,15 @@ class Augmenter:
     def _reverberate(self, x: Tensor, rir_index: Tensor) -> Tensor:
         """x (S, T) convolved with RIRs (FFT), shifted by each RIR's peak index, truncated to T."""
         S, T = x.shape
-        idx = rir_index.to(x.device)
-        h = self.rirs.rirs[idx].to(x.dtype)  # (S, L)
-        n = _next_pow2(T + h.shape[1] - 1)  # linear (not circular) convolution
-        full = torch.fft.irfft(torch.fft.rfft(x, n=n) * torch.fft.rfft(h, n=n), n=n)  # (S, n)
-        pos = self.rirs.peaks[idx][:, None] + torch.arange(T, device=x.device)  # (S, T)
-        return torch.gather(full, 1, pos)  # (S, T)
+        h = self.rirs.rirs[rir_index.to(x.device)].to(x.dtype)  # (S, L)
+        L = h.shape[1]
+        n = _next_fast_len(T + L - 1)  # circular convolution of this size equals the linear one on [0, T+L-1)
+        # Rotate each RIR left by its peak: output sample t of the circular convolution is then
+        # y_linear[t + peak] for t < T (no aliasing since n >= T + L - 1), a plain slice.
+        rotated = x.new_zeros(S, n)  # (S, n)
+        for row, peak in enumerate(self.rirs.peaks[rir_index.to(self.rirs.peaks.device)].tolist()):
+            rotated[row, : L - peak] = h[row, peak:]
+            if peak:
+                rotated[row, n - peak :] = h[row, :peak]
+        full = torch.fft.irfft(torch.fft.rfft(x, n=n) * torch.fft.rfft(rotated), n=n)  # (S, n)
+        return full[:, :T].contiguous()  # (S, T)

@@ -45,7 +45,7 @@ README = "README.md"
 COMPLETE_MARKER = ".complete"
 CACHE_ENV = "MARGIN_STUDY_CACHE"
 DEFAULT_SEED = 20240517
-VSIG, VALPHA, KCONC = [float(v) for v in os.environ.get('CX', '0.08,2,30').split(',')]
+VSIG, VALPHA, KCONC, FASIG, CGMAX, DLO, DHI, VTLA, VTLB, VTLC, SNRLO, SNRHI, PSTOP, PPAUSE, CHT, CHB, NSLO, NSHI = [float(v) for v in os.environ.get("CX", "0.12,1,20,0.3,9,80,250,0.2,0.3,0.07,20,40,0.1,0.04,1,2,-6,0").split(",")]
 
 _N_FFT, _HOP = 512, 128  # synthesis STFT: 32 ms Hann window, 8 ms hop (75 % overlap)
 _PAD = _N_FFT - _HOP
@@ -64,9 +64,9 @@ _NASAL = np.array([250, 1100, 2300, 3300, 4500], dtype=np.float32)
 _FORMANT_AMPS = np.array([1.0, 0.6, 0.35, 0.2, 0.12], dtype=np.float32)
 _BANDWIDTHS = np.array([60, 90, 140, 200, 260], dtype=np.float32)
 # Phone kinds: vowel, nasal, fricative, stop (closure + burst), pause.
-_KIND_P = np.array([0.55, 0.10, 0.20, 0.10, 0.05])
-_DUR_LO_MS = np.array([80, 50, 60, 50, 100], dtype=np.float64)
-_DUR_HI_MS = np.array([250, 120, 180, 110, 350], dtype=np.float64)
+_KIND_P = np.array([1 - PSTOP - PPAUSE - 0.3, 0.10, 0.20, PSTOP, PPAUSE])
+_DUR_LO_MS = np.array([DLO, 50, 60, 50, 80], dtype=np.float64)
+_DUR_HI_MS = np.array([DHI, 100, 150, 90, 250], dtype=np.float64)
 # Frication places: (centre Hz, width in octaves, level): s, sh, f, velar.
 _FRICATIVES = np.array([[5500, 0.5, 0.30], [2800, 0.6, 0.30], [4500, 2.5, 0.08], [1800, 0.5, 0.15]])
 
@@ -102,13 +102,13 @@ def _bump_db(centre: float, width_oct: float, gain_db: float) -> np.ndarray:
 def _make_voice(rng: np.random.Generator) -> _Voice:
     log_f0 = rng.uniform(np.log(85.0), np.log(260.0))
     lowness = (np.log(260.0) - log_f0) / (np.log(260.0) - np.log(85.0))  # 0 = high voice, 1 = low
-    vtl = float(np.clip(np.exp(0.2 - 0.3 * lowness + rng.normal(0.0, 0.07)), 0.8, 1.25))
-    colour = _bump_db(rng.uniform(2500, 5500), rng.uniform(0.15, 0.4), rng.uniform(3, 9))
+    vtl = float(np.clip(np.exp(VTLA - VTLB * lowness + rng.normal(0.0, VTLC)), 0.8, 1.25))
+    colour = _bump_db(rng.uniform(2500, 5500), rng.uniform(0.15, 0.4), rng.uniform(3, CGMAX))
     colour = colour + rng.normal(0.0, 1.5) * np.maximum(_LOG2_F, 0.0)
     return _Voice(
         f0=float(np.exp(log_f0)), f0_range=float(rng.uniform(1.0, 3.5)), vtl=vtl,
         vowel_shift=np.exp(rng.normal(0.0, VSIG, size=(len(_VOWELS), 5))).astype(np.float32),
-        formant_amp=(_FORMANT_AMPS * np.exp(rng.normal(0.0, 0.3, 5))).astype(np.float32),
+        formant_amp=(_FORMANT_AMPS * np.exp(rng.normal(0.0, FASIG, 5))).astype(np.float32),
         vowel_p=rng.dirichlet(np.full(len(_VOWELS), VALPHA)), kind_p=rng.dirichlet(_KIND_P * KCONC),
         bw_scale=float(rng.uniform(0.8, 1.5)), open_quotient=float(rng.uniform(0.4, 0.8)),
         skew=float(rng.uniform(0.55, 0.8)), breathiness=float(np.exp(rng.uniform(np.log(0.03), np.log(0.5)))),
@@ -205,10 +205,10 @@ def _synthesize(rng: np.random.Generator, voice: _Voice, n: int) -> np.ndarray:
 
 def _channel_db(rng: np.random.Generator) -> np.ndarray:
     """A random gentle channel: tilt, two EQ bumps, high-pass, sometimes a low-pass. (bins,) dB."""
-    db = rng.normal(0.0, 1.0) * _LOG2_F
+    db = rng.normal(0.0, CHT) * _LOG2_F
     for _ in range(2):
         db = db + _bump_db(np.exp(rng.uniform(np.log(150), np.log(6000))), rng.uniform(0.3, 1.5),
-                           rng.normal(0.0, 2.0))
+                           rng.normal(0.0, CHB))
     db = db - 10 * np.log10(1 + (np.exp(rng.uniform(np.log(40), np.log(150))) / _FREQS_NZ) ** 4)
     lowpass = rng.uniform(4000, 7500)
     if rng.uniform() < 0.1:
@@ -228,9 +228,9 @@ def _utterance(rng: np.random.Generator, voice: _Voice, n: int) -> np.ndarray:
     speech = _synthesize(rng, voice, n) * 10.0 ** (_channel_db(rng) / 20.0)
     energy = np.sum(np.abs(speech) ** 2, axis=1)
     active = np.mean(energy[energy > 0.01 * energy.max()])
-    slope = rng.uniform(-6.0, 0.0) * _LOG2_F / 20.0
+    slope = rng.uniform(NSLO, NSHI) * _LOG2_F / 20.0
     noise = _stft(rng.standard_normal(n).astype(np.float32)) * (10.0**slope)
-    snr_db = rng.uniform(20.0, 40.0)
+    snr_db = rng.uniform(SNRLO, SNRHI)
     noise *= np.sqrt(active / np.mean(np.sum(np.abs(noise) ** 2, axis=1)) * 10.0 ** (-snr_db / 10.0))
     x = _istft(speech + noise, n)
     return x * (10.0 ** (rng.uniform(-6.0, -1.0) / 20.0) / (np.abs(x).max() + 1e-9))

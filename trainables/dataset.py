@@ -159,8 +159,32 @@ class TwoViewDataset(Dataset):
             views = two_views(load_audio(self._utterances[i].path, self.sample_rate), self.crop, rng)
         return torch.from_numpy(np.ascontiguousarray(views, dtype=np.float32))
 
+    def get_batch(self, indices: list[int]) -> torch.Tensor:
+        """A whole batch (n, 2, crop) float32, equal to stacking `self[i]`; one buffer when preloaded."""
+        if self._waves is None:
+            return torch.stack([self[i] for i in indices])
+        batch = np.empty((len(indices), 2, self.crop), dtype=np.int16)  # (n, 2, crop)
+        for row, i in enumerate(indices):
+            batch[row] = two_views(self._waves[i], self.crop, np.random.default_rng([self.seed, self.epoch, int(i)]))
+        return torch.from_numpy(batch).float().div_(_INT16_SCALE)
+
     def _read_crop(self, path: str, start: int) -> np.ndarray:
         wave = load_audio(path, self.sample_rate, start, self.crop)  # (crop,)
         if wave.shape[0] != self.crop:
             raise AudioError(path, f"changed since it was checked: read {wave.shape[0]} of {self.crop} samples")
         return wave
+
+
+
+class BatchedViews(Dataset):
+    """Map-style view of a TwoViewDataset whose index is a list of items (a batch from a batch sampler):
+    use as `DataLoader(BatchedViews(ds), sampler=batch_sampler, batch_size=None)`."""
+
+    def __init__(self, dataset: TwoViewDataset):
+        self.dataset = dataset
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, indices: list[int]) -> torch.Tensor:
+        return self.dataset.get_batch(indices)

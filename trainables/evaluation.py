@@ -4,7 +4,10 @@
 embedding L2-normalised; the trial score is the mean of the count x count pairwise cosines. Because
 mean_ij(a_i . b_j) = mean_i(a_i) . mean_j(b_j), each utterance is stored as the mean of its normalised segment
 embeddings and a trial is one dot product: identical scores, count^2 times less scoring work.
-'full' mode: one embedding of the whole utterance, L2-normalised; the score is its cosine.
+'full' mode: one embedding of the whole utterance, L2-normalised; the score is its cosine. Utterances are
+trimmed to a multiple of `quantum` samples (0.5 s by default; shorter ones are wrap-padded to one quantum) and
+embedded in batches of equal length: on CPU every new input shape costs a kernel set-up (oneDNN primitives,
+about 0.2 s per shape here) and a batch runs about 6x faster than the same utterances one by one.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from trainables.audio import load_audio
-from trainables.crops import eval_segments
+from trainables.crops import eval_segments, wrap_pad
 from trainables.manifest import Trial, read_trials, resolve
 from trainables.metrics import verification_metrics
 
@@ -33,6 +36,7 @@ class TrialSet:
     enrol_index: np.ndarray  # (n_trials,) index into names
     test_index: np.ndarray  # (n_trials,)
     labels: np.ndarray  # (n_trials,) 1 = target
+    sample_rate: int
 
     @classmethod
     def load(cls, trials_path: str, data_root: str, sample_rate: int, threads: int = 8) -> "TrialSet":
@@ -57,6 +61,7 @@ class TrialSet:
             enrol_index=np.array([index[t.enrol] for t in trials]),
             test_index=np.array([index[t.test] for t in trials]),
             labels=np.array([t.label for t in trials], dtype=np.int8),
+            sample_rate=sample_rate,
         )
 
 
@@ -71,6 +76,7 @@ def embed_utterances(
     count: int = 10,
     batch_segments: int = 128,
     autocast_dtype: torch.dtype | None = None,
+    quantum: int = 8000,
 ) -> torch.Tensor:
     """One vector per utterance (U, D): the mean of L2-normalised segment embeddings ('segments'),
     or the L2-normalised whole-utterance embedding ('full'). The encoder must be in eval mode."""
@@ -83,9 +89,12 @@ def embed_utterances(
 
     vectors: list[torch.Tensor] = []
     if mode == "full":
-        for wave in waves:
-            vectors.append(encode(torch.from_numpy(wave)[None])[0])
-        return torch.stack(vectors)
+        out = [None] * len(waves)
+        for length, members in full_length_batches([w.shape[0] for w in waves], quantum, batch_segments * segment):
+            batch = np.stack([wrap_pad(waves[i], length)[:length] for i in members])  # (b, length) int16
+            for i, z in zip(members, encode(torch.from_numpy(batch))):
+                out[i] = z
+        return torch.stack(out)
     if mode != "segments":
         raise ValueError(f"mode={mode!r} is not 'segments' or 'full'")
     per_batch = max(1, batch_segments // count)
@@ -95,6 +104,20 @@ def embed_utterances(
         z = encode(segs)  # (u*count, D)
         vectors.append(z.view(len(chunk), count, -1).mean(dim=1))  # (u, D)
     return torch.cat(vectors)
+
+
+def full_length_batches(lengths: list[int], quantum: int, max_samples: int) -> list[tuple[int, list[int]]]:
+    """Group utterances for 'full' mode: (trimmed length, member indices) with length a multiple of `quantum`
+    (at least one quantum) and at most `max_samples` samples per batch."""
+    groups: dict[int, list[int]] = {}
+    for i, n in enumerate(lengths):
+        groups.setdefault(max(quantum, n // quantum * quantum), []).append(i)
+    batches = []
+    for length in sorted(groups):
+        per_batch = max(1, max_samples // length)
+        members = groups[length]
+        batches += [(length, members[k : k + per_batch]) for k in range(0, len(members), per_batch)]
+    return batches
 
 
 def score_trials(vectors: torch.Tensor, enrol_index: np.ndarray, test_index: np.ndarray) -> np.ndarray:
@@ -120,7 +143,8 @@ def evaluate(
     encoder.eval()
     try:
         vectors = embed_utterances(
-            trial_set.waves, frontend, encoder, device, mode, segment, count, autocast_dtype=autocast_dtype
+            trial_set.waves, frontend, encoder, device, mode, segment, count,
+            autocast_dtype=autocast_dtype, quantum=trial_set.sample_rate // 2,
         )
     finally:
         encoder.train(was_training)

@@ -21,7 +21,7 @@ from torch import nn
 from trainables.augment import Augmenter, NoiseBank, RirBank
 from trainables.checkpoint import latest_checkpoint, prune_checkpoints, read_checkpoint, rng_state, set_rng_state, write_checkpoint
 from trainables.config import TrainConfig
-from trainables.dataset import TwoViewDataset
+from trainables.dataset import BatchedViews, TwoViewDataset
 from trainables.distributed import all_reduce_mean, world
 from trainables.encoders import build_encoder
 from trainables.evaluation import TrialSet, evaluate
@@ -151,7 +151,7 @@ def train(cfg: TrainConfig, runtime: Runtime) -> dict[str, Any]:
         world_size=world_size,
     )
     loader = torch.utils.data.DataLoader(
-        dataset, batch_sampler=sampler, num_workers=cfg.loader_workers, pin_memory=device.type == "cuda"
+        BatchedViews(dataset), sampler=sampler, batch_size=None, num_workers=cfg.loader_workers, pin_memory=device.type == "cuda"
     )
     augmenter = Augmenter(
         NoiseBank.from_dir(paths.noise_dir, cfg.sample_rate, device=device) if paths.noise_dir else None,

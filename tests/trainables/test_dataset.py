@@ -172,3 +172,15 @@ def test_epoch_reaches_persistent_workers(corpus):
         ds.set_epoch(epoch)
         assert torch.equal(seen[epoch], torch.stack([ds[i] for i in range(len(ds))]))
     assert not torch.equal(seen[0], seen[1])
+
+
+@pytest.mark.parametrize("preload", [True, False])
+def test_batched_fetch_equals_single_items_through_a_dataloader(corpus, preload):
+    ds = TwoViewDataset(corpus, RATE, CROP, seed=3, preload=preload, log=quiet)
+    ds.set_epoch(2)
+    indices = [4, 0, 3, 3, 1]
+    batch = ds.get_batch(indices)
+    assert batch.shape == (5, 2, CROP) and batch.dtype == torch.float32
+    torch.testing.assert_close(batch, torch.stack([ds[i] for i in indices]), rtol=0, atol=0)
+    loader = torch.utils.data.DataLoader(dataset_module.BatchedViews(ds), sampler=[indices], batch_size=None)
+    torch.testing.assert_close(next(iter(loader)), batch, rtol=0, atol=0)

@@ -1,0 +1,104 @@
+"""The worker loop in-process: exact checkpoint resume, clear errors on bad input before training."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from trainables.audio import AudioError
+from trainables.checkpoint import latest_checkpoint, read_checkpoint
+from trainables.config import TrainConfig
+from trainables.corpus import generate_corpus
+from trainables.manifest import ManifestError
+from trainables.worker import NonFiniteLossError, Runtime, train, train_loop_per_worker
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    root = tmp_path_factory.mktemp("corpus")
+    generate_corpus(
+        root, n_train_speakers=8, n_train_utterances=4, n_test_speakers=4, n_test_utterances=3,
+        min_seconds=1.5, max_seconds=2.5, n_noise_files=1, noise_seconds=2.0, n_rirs=2,
+    )
+    return root
+
+
+def tiny(corpus, **changes):
+    values = dict(
+        data_root=str(corpus), train_manifest="train.csv", trials="trials.txt", noise_dir="noise", rir_dir="rir",
+        batch_size=8, crop_seconds=0.5, epochs=3, eval_every=1, eval_mode="full", precision="fp32",
+        queue_size=16, lr=1e-3, lr_decay_epochs=1, embedding_dim=32,
+    )
+    values.update(changes)
+    return TrainConfig.from_dict(values)
+
+
+@pytest.mark.parametrize("framework", ["simclr", "moco"])
+def test_resume_gives_the_same_weights_as_training_straight_through(corpus, tmp_path, framework):
+    cfg = tiny(corpus, framework=framework)
+    straight = train(cfg, Runtime(output_dir=str(tmp_path / "a"), verbose=False))
+    train(cfg, Runtime(output_dir=str(tmp_path / "b"), verbose=False, stop_after_epochs=1))
+    assert read_checkpoint(latest_checkpoint(tmp_path / "b" / "checkpoints"))["epoch"] == 1
+    resumed = train(cfg, Runtime(output_dir=str(tmp_path / "b"), verbose=False))
+    a = read_checkpoint(latest_checkpoint(tmp_path / "a" / "checkpoints"))
+    b = read_checkpoint(latest_checkpoint(tmp_path / "b" / "checkpoints"))
+    assert a["epoch"] == b["epoch"] == 3
+    for key, value in a["model"].items():
+        assert torch.equal(value, b["model"][key]), key  # includes the MoCo queues and key encoder
+    assert a["scheduler"] == b["scheduler"]
+    assert straight["loss"] == resumed["loss"] and straight["eer"] == resumed["eer"]
+    assert [h["epoch"] for h in b["history"]] == [1, 2, 3]
+    assert Path(latest_checkpoint(tmp_path / "a" / "checkpoints"), "scores.npz").is_file()
+
+
+def test_metrics_and_learning_rate_schedule(corpus, tmp_path):
+    metrics = train_loop_per_worker({**tiny(corpus, epochs=2, lr_decay=0.5).to_dict(), "runtime": {"verbose": False}})
+    assert metrics["epoch"] == 2 and metrics["lr"] == pytest.approx(0.5e-3)
+    assert 0.0 <= metrics["eer"] <= 100.0 and 0.0 <= metrics["min_dcf"] <= 1.0 + 1e-9
+    assert np.isfinite(metrics["loss"]) and metrics["samples_per_s"] > 0
+
+
+def test_missing_trial_audio_fails_before_training(corpus, tmp_path):
+    trials = tmp_path / "trials.txt"
+    lines = (corpus / "trials.txt").read_text().splitlines()
+    trials.write_text("\n".join(lines + ["1 test/nobody/missing.flac " + lines[0].split()[1]]) + "\n")
+    with pytest.raises(AudioError, match="missing.flac"):
+        train(tiny(corpus, trials=str(trials)), Runtime(output_dir=str(tmp_path / "out"), verbose=False))
+    assert latest_checkpoint(tmp_path / "out" / "checkpoints") is None
+
+
+def test_malformed_trial_line_names_file_and_line(corpus, tmp_path):
+    trials = tmp_path / "trials.txt"
+    trials.write_text((corpus / "trials.txt").read_text() + "2 a.flac\n")
+    n = len(trials.read_text().splitlines())
+    with pytest.raises(ManifestError, match=rf"trials.txt:{n}"):
+        train(tiny(corpus, trials=str(trials)), Runtime(verbose=False))
+
+
+def test_unreadable_training_files_are_counted_or_refused(corpus, tmp_path, capsys):
+    rows = (corpus / "train.csv").read_text().splitlines()
+    (tmp_path / "broken.flac").write_bytes(b"not audio at all")
+    sf.write(tmp_path / "nan.wav", np.full(16000, np.nan, dtype=np.float32), 16000, subtype="FLOAT")
+    manifest = tmp_path / "train.csv"
+    manifest.write_text("\n".join(rows + [f"{tmp_path / 'broken.flac'},spkX", f"{tmp_path / 'nan.wav'},spkY"]) + "\n")
+    with pytest.raises(Exception, match="broken.flac"):
+        train(tiny(corpus, train_manifest=str(manifest), epochs=1, max_bad_files=0.0), Runtime(verbose=False))
+    result = train(tiny(corpus, train_manifest=str(manifest), epochs=1, max_bad_files=0.1), Runtime(verbose=True))
+    assert result["epoch"] == 1
+    assert "skipped 2 unreadable training file(s) of 34" in capsys.readouterr().out
+
+
+def test_non_finite_loss_stops_with_a_clear_error(corpus, tmp_path):
+    """Resuming from a diverged checkpoint (NaN weights) stops at the first step and says where."""
+    cfg = tiny(corpus, epochs=2)
+    out = tmp_path / "out"
+    train(cfg, Runtime(output_dir=str(out), verbose=False, stop_after_epochs=1))
+    folder = latest_checkpoint(out / "checkpoints")
+    state = read_checkpoint(folder)
+    state["model"] = {k: v.fill_(float("nan")) if v.is_floating_point() else v for k, v in state["model"].items()}
+    torch.save(state, folder / "state.pt")
+    with pytest.raises(NonFiniteLossError, match=r"loss is nan at epoch 2, step 1 \(margin=0.1"):
+        train(cfg, Runtime(output_dir=str(out), verbose=False))

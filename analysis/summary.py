@@ -1,0 +1,93 @@
+"""One screen about a study: its trials, the best configuration with EER/minDCF, the paper rows, compute spent."""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+
+import search_spaces
+from analysis.bootstrap import eer_interval
+from analysis.layouts import layout, matching_reference
+from analysis.render import frame_text
+from analysis.runs import MissingScores, Runs, load_runs, load_scores
+from analysis.tables import EER, DCF, comparison, ranked_runs, run_config
+from study.progress import describe_config
+
+COMPARISON_COLUMNS = ("n", f"{EER} ours", f"{EER} paper", f"{DCF} ours", f"{DCF} paper")
+
+
+def study_summary(name: str, uri: str | None = None, launch: str | None = None, top: int = 5) -> str:
+    """The summary text of study `name`."""
+    study = search_spaces.load(name)
+    runs = load_runs(name, uri, launch)
+    table = runs.table
+    lines = [f"study    {name} — {study.description}",
+             f"store    {runs.uri} (experiment '{name}')"]
+    for _, launch_row in runs.launches.iterrows():
+        lines.append(f"launch   {launch_row['launch']} ({launch_row['profile']}, {launch_row['status'].lower()}, "
+                     f"{_minutes((launch_row['end'] - launch_row['start']).total_seconds())})")
+    finished = runs.finished
+    early = int(finished["stopped_early"].sum())
+    lines.append(f"trials   {len(table)}: {len(runs.complete)} completed, {early} stopped early, "
+                 f"{int((table['status'].isin(['FAILED', 'KILLED'])).sum())} failed or killed, "
+                 f"{int((table['status'] == 'RUNNING').sum())} running")
+    ranked = ranked_runs(study, finished)
+    if len(ranked):
+        lines.append("best     " + _best_line(study, runs, ranked.iloc[0]))
+    else:
+        lines.append(f"best     no run reported {study.metric}")
+    lines.append("compute  " + _compute_line(runs))
+    spec = layout(name)
+    rows = comparison(spec, {name: runs.complete})
+    if spec.rows:
+        lines += ["", f"{spec.title}:", frame_text(rows.display[list(spec.columns) + list(COMPARISON_COLUMNS)])]
+    if study.search and len(ranked):
+        searched, conditions = _searched(study)
+        lines += ["", f"best {min(top, len(ranked))} of {len(ranked)} trial(s):"]
+        for _, run in ranked.head(top).iterrows():
+            lines.append(f"  {run['trial_id']}  {describe_config(run_config(run), searched, conditions)}  "
+                         f"EER {run['eer']:.2f}  minDCF {run['min_dcf']:.4f}")
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def _best_line(study: search_spaces.Study, runs: Runs, run: pd.Series) -> str:
+    searched, conditions = _searched(study)
+    config = run_config(run)
+    text = f"{run['trial_id']} ({describe_config(config, searched, conditions)}): EER {run['eer']:.2f} %"
+    try:
+        interval = eer_interval(*load_scores(runs.uri, run))
+        text += f" [95% CI {interval.low:.2f}, {interval.high:.2f}]"
+    except MissingScores:
+        text += " [no stored scores: no CI]"
+    text += f", minDCF {run['min_dcf']:.4f}"
+    ref = matching_reference(study, config)
+    if ref is not None:
+        dcf = f" / {ref.min_dcf:.4f}" if ref.min_dcf is not None else ""
+        text += f" (paper {ref.source}: {ref.eer:.2f}{dcf})"
+    return text
+
+
+def _compute_line(runs: Runs) -> str:
+    launches = runs.launches
+    wall = (launches["end"] - launches["start"]).dt.total_seconds().sum(min_count=1)
+    table = runs.table
+    worker_seconds = (table["duration_s"].fillna(0) * table["world_size"]).sum()
+    epochs = int(table["epoch"].fillna(0).sum())
+    speed = table["samples_per_s"].mean()
+    text = (f"{_minutes(wall)} of launch wall time; {_minutes(table['duration_s'].sum())} in trial runs, "
+            f"{_minutes(worker_seconds)} of worker time; {epochs} epoch(s) trained")
+    return text + (f"; {speed:.1f} utterances/s per trial on average" if math.isfinite(speed) else "")
+
+
+def _searched(study: search_spaces.Study) -> tuple[list[str], dict]:
+    if study.grid:
+        keys = sorted({k for point in study.grid_points() for k in point} | {"seed"})
+        return keys, {}
+    return [p.name for p in study.search], {p.name: dict(p.when) for p in study.search if p.when}
+
+
+def _minutes(seconds: float) -> str:
+    if seconds is None or not math.isfinite(seconds):
+        return "? min"
+    return f"{seconds / 60:.1f} min"

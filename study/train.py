@@ -1,7 +1,8 @@
 """Train one configuration in-process (no Ray): `python -m study.train [options] [--set key=value ...]`.
 
 Shows progress and prints the final metrics as one JSON object on its last line.
-With no data options it trains on the embedded corpus (generated once, cached).
+With no data options it trains on the embedded corpus (generated once, cached). `--dataset voxceleb2` with a
+root prepared by `python -m study.prepare` is paper A's setup: the paper profile, its lists and folders.
 """
 
 from __future__ import annotations
@@ -12,13 +13,17 @@ import sys
 import tempfile
 import time
 
+from study.layout import DATASETS, PrepareError, dataset_paths
 from trainables.config import PROFILES, ConfigError, build_config, parse_override
 
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m study.train", description=__doc__.split("\n")[0])
-    p.add_argument("--profile", default="cpu", choices=sorted(PROFILES), help="config profile (default: cpu)")
+    p.add_argument("--profile", choices=sorted(PROFILES), help="config profile (default: cpu; paper with --dataset)")
     p.add_argument("--data-root", help="folder the lists' paths are relative to (default: the embedded corpus)")
+    p.add_argument("--dataset", choices=sorted(DATASETS),
+                   help="a dataset prepared in --data-root by study.prepare: its lists and folders, paper profile")
+    p.add_argument("--max-utterances", type=int, help="train on the first N utterances of the list only")
     p.add_argument("--train", help="training list, File,Speaker CSV (default: train.csv in --data-root)")
     p.add_argument("--trials", help="trial list, 'label path1 path2' lines")
     p.add_argument("--noise", help="MUSAN-style noise folder for augmentation")
@@ -37,10 +42,17 @@ def main(argv: list[str] | None = None) -> int:
     for flag, key in (("data_root", "data_root"), ("train", "train_manifest"), ("trials", "trials"), ("noise", "noise_dir"), ("rir", "rir_dir")):
         if getattr(args, flag):
             overrides[key] = getattr(args, flag)
+    if args.max_utterances is not None:
+        overrides["max_utterances"] = args.max_utterances
+    profile = args.profile or ("paper" if args.dataset else "cpu")
     try:
+        if args.dataset:
+            if not args.data_root:
+                raise PrepareError("--dataset needs --data-root, the folder prepared by `python -m study.prepare`")
+            overrides.update(dataset_paths(args.dataset, args.data_root, overrides))
         overrides.update(dict(parse_override(text) for text in args.set))
-        cfg = build_config(args.profile, overrides)
-    except ConfigError as error:
+        cfg = build_config(profile, overrides)
+    except (ConfigError, PrepareError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     if args.preflight:

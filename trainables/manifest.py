@@ -44,6 +44,19 @@ def resolve(data_root: str | os.PathLike, name: str) -> str:
     return os.path.abspath(os.path.join(os.fspath(data_root), os.path.expanduser(name)))
 
 
+def _resolver(data_root: str | os.PathLike):
+    """`resolve` bound to one root, with a fast path (same result) for plain relative POSIX names: no leading
+    `/` or `~`, no empty, `.` or `..` segment; those are the root, a slash and the name."""
+    root = os.path.abspath(os.fspath(data_root))
+    prefix = root.rstrip("/") + "/"
+
+    def resolve_name(name: str) -> str:
+        plain = os.sep == "/" and name[0] not in "/~." and "//" not in name and "/." not in name and name[-1] != "/"
+        return prefix + name if plain else resolve(root, name)
+
+    return resolve_name
+
+
 def _read_text(path: str, what: str) -> str:
     try:
         with open(path, encoding="utf-8-sig", newline="") as f:
@@ -64,9 +77,10 @@ def read_train_manifest(csv_path: str | os.PathLike, data_root: str | os.PathLik
     reader = csv.reader(io.StringIO(_read_text(path, "training list"), newline=""))
     header: list[str] | None = None
     utterances: list[Utterance] = []
+    resolve_name = _resolver(data_root)
     for row in reader:
         line_no = reader.line_num
-        if not row or all(not cell.strip() for cell in row):
+        if not "".join(row).strip():
             continue
         cells = [cell.strip() for cell in row]
         if header is None:
@@ -87,7 +101,7 @@ def read_train_manifest(csv_path: str | os.PathLike, data_root: str | os.PathLik
         if not name:
             raise ManifestError(f"{path}:{line_no}: empty path in column 'File': {row!r}")
         speaker = (cells[speaker_col] or None) if speaker_col is not None else None
-        utterances.append(Utterance(path=resolve(data_root, name), speaker=speaker, name=name))
+        utterances.append(Utterance(path=resolve_name(name), speaker=speaker, name=name))
     if not utterances:
         raise ManifestError(f"{path}: training list has no utterances")
     return utterances

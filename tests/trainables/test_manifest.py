@@ -102,3 +102,11 @@ def test_real_lists():
     assert all(os.path.isabs(u.path) and u.path.endswith(u.name) for u in utts)
     trials = read_trials(SPEECHOCEAN / "trials_dev.txt")
     assert len(trials) == 3600 and sum(t.label for t in trials) == 1800
+
+
+@pytest.mark.parametrize("root", ["/", "/data/vox/", "rel/root"])
+def test_manifest_paths_equal_resolve_for_awkward_names(tmp_path, root):
+    names = ["a/b.wav", "./a.wav", "a//b.wav", "a/../b.wav", "~/x.wav", "/abs/x.wav", ".hidden/x.wav", "a/.b/c.wav",
+             "a/b/./c.wav", "id1/v/00001.wav"]
+    csv_path = text(tmp_path / "train.csv", "File\n" + "".join(f"{n}\n" for n in names))
+    assert [u.path for u in read_train_manifest(csv_path, root)] == [resolve(root, n) for n in names]

@@ -1,0 +1,149 @@
+"""What the user sees while a study runs (one line per trial event) and the final summary."""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Mapping, Sequence
+
+from search_spaces import Reference
+
+
+@dataclass
+class TrialOutcome:
+    """One trial at the end of a launch."""
+
+    trial_id: str
+    config: dict[str, Any]
+    metrics: dict[str, Any]
+    error: str | None
+    epochs: int
+
+    @property
+    def finished(self) -> bool:
+        return self.error is None and int(self.metrics.get("epoch", 0)) >= self.epochs
+
+    @property
+    def stopped_early(self) -> bool:
+        return self.error is None and not self.finished and bool(self.metrics)
+
+
+def describe_config(config: Mapping[str, Any], keys: Sequence[str], conditions: Mapping[str, Mapping[str, Any]] | None = None) -> str:
+    """`key=value` for the searched keys of a trial, leaving out conditional ones that do not apply to it."""
+    shown = [k for k in keys if all(config.get(a) == b for a, b in (conditions or {}).get(k, {}).items())]
+    return ", ".join(f"{k}={config[k]:.4g}" if isinstance(config.get(k), float) else f"{k}={config.get(k)}" for k in shown)
+
+
+def progress_callback(total: int, epochs: int, searched: Sequence[str], conditions: Mapping[str, Mapping[str, Any]],
+                      metric: str, log: Callable[[str], None] = print):
+    """A Tune callback printing a line when a trial starts, reports an evaluation, finishes or fails."""
+    from ray import tune
+
+    class Progress(tune.Callback):
+        def __init__(self):
+            self.done = 0
+            self.started = time.monotonic()
+
+        def setup(self, **info):
+            self.started = time.monotonic()
+
+        def _line(self, text: str) -> None:
+            elapsed = int(time.monotonic() - self.started)
+            log(f"[{elapsed // 60:02d}:{elapsed % 60:02d}] {text}")
+
+        def on_trial_start(self, iteration, trials, trial, **info):
+            self._line(f"trial {trial.trial_id} started: {describe_config(trial.config, searched, conditions)}")
+
+        def on_trial_result(self, iteration, trials, trial, result, **info):
+            extra = f", minDCF {result['min_dcf']:.4f}" if "min_dcf" in result else ""
+            epoch = int(result["epoch"]) if "epoch" in result else "?"
+            self._line(f"trial {trial.trial_id} epoch {epoch}/{epochs}: {metric} {result[metric]:.4g}{extra}")
+
+        def on_trial_complete(self, iteration, trials, trial, **info):
+            self.done += 1
+            self._line(f"trial {trial.trial_id} done ({self.done}/{total} trials)")
+
+        def on_trial_error(self, iteration, trials, trial, **info):
+            self.done += 1
+            self._line(f"trial {trial.trial_id} FAILED ({self.done}/{total} trials); see {trial.local_path}/error.txt")
+
+    return Progress()
+
+
+def outcomes(result_grid, epochs: int) -> list[TrialOutcome]:
+    """Every trial of the Tune result grid, restored ones included."""
+    found = []
+    for result in result_grid:
+        metrics = dict(result.metrics or {})
+        trial_id = metrics.get("trial_id") or Path(result.path).name.removeprefix("trial_")
+        error = None if result.error is None else f"{type(result.error).__name__}: {result.error}".splitlines()[0]
+        found.append(TrialOutcome(trial_id, dict(result.config or {}), metrics, error, epochs))
+    return sorted(found, key=lambda o: o.trial_id)
+
+
+def best(trials: Sequence[TrialOutcome], metric: str, mode: str) -> TrialOutcome | None:
+    """The trial with the best final value of `metric` (None when no trial reported it)."""
+    scored = [t for t in trials if t.error is None and _finite(t.metrics.get(metric))]
+    if not scored:
+        return None
+    sign = 1 if mode == "min" else -1
+    return min(scored, key=lambda t: sign * float(t.metrics[metric]))
+
+
+def matching_reference(config: Mapping[str, Any], references: Sequence[Reference]) -> Reference | None:
+    """The paper row whose defining values all equal the trial's config."""
+    for ref in references:
+        if all(_same(config.get(k), v) for k, v in ref.config.items()):
+            return ref
+    return None
+
+
+def summary(
+    study_name: str,
+    trials: Sequence[TrialOutcome],
+    searched: Sequence[str],
+    conditions: Mapping[str, Mapping[str, Any]],
+    metric: str,
+    mode: str,
+    references: Sequence[Reference],
+    seconds: float,
+    where: Mapping[str, str],
+) -> str:
+    """The final report: every trial (best first), the best one, where results are, and how to browse them."""
+    lines = [f"study {study_name}: {len(trials)} trial(s) in {seconds / 60:.1f} min "
+             f"({sum(t.finished for t in trials)} finished, {sum(t.stopped_early for t in trials)} stopped early, "
+             f"{sum(t.error is not None for t in trials)} failed)"]
+    sign = 1 if mode == "min" else -1
+    ranked = sorted(trials, key=lambda t: (not _finite(t.metrics.get(metric)), sign * float(t.metrics.get(metric, 0) or 0)))
+    for t in ranked:
+        state = "FAILED " + t.error if t.error else ("stopped early" if t.stopped_early else "")
+        value = t.metrics.get(metric)
+        text = f"  {t.trial_id}  {describe_config(t.config, searched, conditions)}  "
+        text += f"{metric} {value:.3f}" if _finite(value) else f"{metric} -"
+        if _finite(t.metrics.get("min_dcf")):
+            text += f"  minDCF {t.metrics['min_dcf']:.4f}"
+        ref = matching_reference(t.config, references)
+        if ref is not None:
+            text += f"  (paper {ref.source}: {ref.eer:.2f}" + (f" / {ref.min_dcf:.4f})" if ref.min_dcf is not None else ")")
+        lines.append(text + (f"  {state}" if state else ""))
+    top = best(trials, metric, mode)
+    if top is not None:
+        dcf = f", minDCF {top.metrics['min_dcf']:.4f}" if _finite(top.metrics.get("min_dcf")) else ""
+        lines.append(f"best trial {top.trial_id}: {metric.upper()} {float(top.metrics[metric]):.3f}{dcf} "
+                     f"({describe_config(top.config, searched, conditions)})")
+    else:
+        lines.append("no trial reported " + metric)
+    lines += [f"{key:<8}{value}" for key, value in where.items()]
+    return "\n".join(lines)
+
+
+def _finite(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _same(a: Any, b: Any) -> bool:
+    if isinstance(a, float) or isinstance(b, float):
+        return _finite(a) and _finite(b) and math.isclose(float(a), float(b), rel_tol=1e-9, abs_tol=1e-12)
+    return a == b

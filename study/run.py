@@ -1,0 +1,384 @@
+"""Run a named hyperparameter study on Ray: `python -m study.run NAME [options]`.
+
+Ray Tune (Optuna, optional ASHA) proposes trial configs; each trial is one Ray Train run of the trainer with
+DDP; every trial lands in MLflow as a child run of the launch's parent run. With nothing configured it runs on
+this machine: the embedded corpus, a local Ray instance on loopback, a SQLite MLflow store in the working
+directory, and the `cpu` profile.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import search_spaces
+from study.cluster import default_address
+from study.fingerprint import CodeMismatchError
+from study.plan import PlanError, Plan, Resources, build_plan, plan_resources
+from study.storage import SHARED_PATHS_ENV, StorageError
+from study.tracking import TrackingError
+from trainables.config import PROFILES, ConfigError, parse_override
+
+LAUNCH_FILE = "launch.json"
+STORAGE_ENV = "MARGIN_STUDY_STORAGE"
+DATA_OPTIONS = (("data_root", "data_root"), ("train", "train_manifest"), ("trials", "trials"), ("noise", "noise_dir"),
+                ("rir", "rir_dir"))
+"""Command-line data options and the config fields they set."""
+DRIVER_MEMORY = 512 * 2**20
+"""Memory reserved for each trial's driver (the Tune trial itself takes no CPU: its Train workers do)."""
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m study.run", description=__doc__.split("\n")[0])
+    p.add_argument("name", nargs="?", help="study to run (see --list)")
+    p.add_argument("--list", action="store_true", help="list the available studies and exit")
+    p.add_argument("--dry-run", action="store_true", help="print the plan (trials, resources, where things go) and exit")
+    p.add_argument("--resume", action="store_true", help="continue the newest interrupted launch of the study in --storage")
+    p.add_argument("--address", default=default_address(),
+                   help="Ray cluster to join, e.g. 10.0.0.1:6379 (default: $RAY_ADDRESS, else start a local instance)")
+    p.add_argument("--profile", choices=sorted(PROFILES), help="config profile (default: cpu, or paper with --data-root)")
+    p.add_argument("--data-root", help="dataset folder the lists are relative to (default: the embedded corpus)")
+    p.add_argument("--train", help="training list, File,Speaker CSV (default: train.csv in --data-root)")
+    p.add_argument("--trials", help="trial list, 'label path1 path2' lines")
+    p.add_argument("--noise", help="MUSAN-style noise folder for augmentation")
+    p.add_argument("--rir", help="room impulse response folder for augmentation")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a fixed config value")
+    p.add_argument("--num-samples", type=int, help="number of trials of an Optuna study (default: the study's)")
+    p.add_argument("--seeds", help="comma-separated seeds: run a grid study once per seed")
+    p.add_argument("--max-concurrent", type=int, help="at most this many trials at once (default: what fits)")
+    p.add_argument("--workers-per-trial", type=int, default=1, help="Ray Train (DDP) workers per trial (default: 1)")
+    p.add_argument("--cpus-per-worker", type=float, default=1.0, help="CPUs per worker (default: 1)")
+    p.add_argument("--gpus-per-worker", type=int, help="whole GPUs per worker (default: 1 when the cluster has GPUs)")
+    p.add_argument("--storage", default=os.environ.get(STORAGE_ENV) or "results",
+                   help=f"results folder or URI (default: ${STORAGE_ENV}, else ./results)")
+    p.add_argument("--assume-shared-storage", action="store_true",
+                   help="every node sees --storage and a file-based MLflow store (e.g. all nodes on one machine); "
+                        f"folders listed in ${SHARED_PATHS_ENV} are taken as shared without it")
+    p.add_argument("--tracking-uri", help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else sqlite:///./mlflow.db)")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    if args.list:
+        print(list_studies())
+        return 0
+    if not args.name:
+        parser().error("give a study NAME (see --list)")
+    try:
+        return launch(args)
+    except (PlanError, TrackingError, StorageError, CodeMismatchError, ConfigError, KeyError, FileNotFoundError) as error:
+        print(f"error: {error.args[0] if isinstance(error, KeyError) else error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+def list_studies() -> str:
+    """One line per study: name, trials on each profile, description."""
+    lines = []
+    for name in search_spaces.names():
+        study = search_spaces.load(name)
+        sizes = ", ".join(f"{p}: {study.samples_for(p)}" for p in sorted(PROFILES))
+        lines.append(f"{name:<14} {study.description}  [trials {sizes}]")
+    return "\n".join(lines)
+
+
+def launch(args: argparse.Namespace) -> int:
+    """Plan, then run the study (or print the plan)."""
+    from study.storage import resolve as resolve_storage
+
+    storage = resolve_storage(args.storage)
+    record = find_launch(storage, args.name) if args.resume else None
+    if record:
+        conflicts = resume_conflicts(args, record)
+        if conflicts:
+            raise PlanError(f"--resume continues {record['experiment']} as it was launched; these options differ "
+                            f"from that launch: {'; '.join(conflicts)}")
+    plan = plan_from_record(record) if record else plan_from_args(args, storage)
+    if args.dry_run:
+        plan.resources = record_resources(record) if record else resources_for(args, plan)
+        print(plan.describe())
+        return 0
+    return execute(args, plan, record)
+
+
+def plan_from_args(args: argparse.Namespace, storage: str) -> Plan:
+    from study.tracking import resolve_uri
+
+    study = search_spaces.load(args.name)
+    data = {key: getattr(args, flag) for flag, key in DATA_OPTIONS if getattr(args, flag)}
+    if "data_root" in data:  # workers run in their own folders: a relative root would not be found there
+        data["data_root"] = str(Path(data["data_root"]).expanduser().resolve())
+    overrides = dict(parse_override(text) for text in args.set)
+    seeds = tuple(int(s) for s in args.seeds.split(",") if s.strip()) if args.seeds else ()
+    profile = args.profile or ("paper" if args.data_root else "cpu")
+    plan = build_plan(study, profile, data, overrides, args.num_samples, seeds)
+    plan.storage = storage
+    plan.experiment = f"{study.name}-{time.strftime('%Y%m%d-%H%M%S')}"
+    plan.tracking_uri = resolve_uri(args.tracking_uri)
+    plan.address = args.address
+    return plan
+
+
+def resources_for(args: argparse.Namespace, plan: Plan, cluster=None) -> Resources:
+    """Resources from the cluster (or, for a dry run without --address, this machine)."""
+    from study.cluster import local_resources
+
+    cpus, gpus = (cluster.cpus, cluster.gpus) if cluster is not None else local_resources()
+    if cluster is None and args.address:
+        from study.cluster import connect, disconnect
+
+        try:
+            found = connect(args.address, {})
+            cpus, gpus = found.cpus, found.gpus
+        finally:
+            disconnect()
+    return plan_resources(cpus, gpus, plan.num_samples, args.workers_per_trial, args.cpus_per_worker,
+                          args.gpus_per_worker, args.max_concurrent)
+
+
+def execute(args: argparse.Namespace, plan: Plan, record: dict[str, Any] | None) -> int:
+    """Check the store, start or join Ray, run the Tuner, report, and leave nothing running."""
+    from study import cluster as ray_cluster
+    from study import storage as storage_check
+    from study import tracking
+
+    study = plan.study
+    started = time.monotonic()
+    tracking.check_reachable(plan.tracking_uri)
+    extra_env = {"MLFLOW_TRACKING_URI": plan.tracking_uri}
+    if plan.embedded:
+        from trainables.corpus import default_cache_dir, ensure_embedded_corpus
+
+        root = ensure_embedded_corpus(log=print)
+        extra_env["MARGIN_STUDY_CACHE"] = str(default_cache_dir().resolve())
+        print(f"no dataset given: using the embedded corpus at {root} ({plan.profile} profile)")
+    address = args.address or (plan.address if record else None)
+    env = ray_cluster.worker_env(address, extra_env)
+    previous = signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        cluster = ray_cluster.connect(address, env)
+    except Exception as error:  # e.g. nothing listens at --address, or its auth token differs
+        ray_cluster.disconnect()
+        signal.signal(signal.SIGTERM, previous)
+        raise PlanError(f"cannot {'join the Ray cluster at ' + address if address else 'start a local Ray instance'}: "
+                        f"{error}") from error
+    try:
+        print(f"Ray: {'local instance on 127.0.0.1' if cluster.local else cluster.address}, "
+              f"{len(cluster.nodes)} node(s), {cluster.cpus:g} CPU(s), {cluster.gpus:g} GPU(s)")
+        resources = record_resources(record) if record else resources_for(args, plan, cluster)
+        shared = args.assume_shared_storage or bool(record and record.get("assume_shared_storage"))
+        storage_check.check_cluster_storage(plan.storage, plan.tracking_uri, [n["ip"] for n in cluster.nodes], shared)
+        if not cluster.local:
+            from study import fingerprint
+
+            code = fingerprint.check_cluster(cluster.nodes)
+            print(f"code: {fingerprint.describe(code)} on every node")
+        experiment_id = tracking.prepare_experiment(plan.tracking_uri, study.name)
+        if record:
+            parent_run_id = record["tracking"]["parent_run_id"]
+            tracking.client(plan.tracking_uri).update_run(parent_run_id, status="RUNNING")
+            print(f"resuming {plan.storage}/{plan.experiment} (finished trials are not rerun)")
+        else:
+            parent_run_id = tracking.start_parent_run(
+                plan.tracking_uri, experiment_id, plan.experiment,
+                tags={tracking.STUDY_TAG: study.name, tracking.LAUNCH_TAG: plan.experiment, "profile": plan.profile,
+                      "git_commit": tracking.git_commit(), "results": f"{plan.storage}/{plan.experiment}",
+                      "embedded_data": str(plan.embedded).lower()},
+                params={**{k: v for k, v in plan.base.items() if k not in plan.searched},
+                        "num_samples": plan.num_samples, "searched": ",".join(plan.searched)},
+            )
+        driver = driver_plan(plan, resources, experiment_id, parent_run_id, tracking.git_commit())
+        if not record:
+            save_launch(plan, resources, driver, args.assume_shared_storage)
+        print(f"{study.name}: {plan.num_samples} trial(s), {resources.per_trial()} each, "
+              f"up to {resources.max_concurrent} at once; results in {plan.storage}/{plan.experiment}")
+        tuner = make_tuner(plan, resources, driver, restore=bool(record))
+        try:
+            result_grid = tuner.fit()
+        except KeyboardInterrupt:
+            result_grid = None
+        if result_grid is None or result_grid.num_terminated + result_grid.num_errors < len(result_grid):
+            tracking.finish_parent_run(plan.tracking_uri, parent_run_id, {}, status="KILLED")
+            print(f"interrupted; continue with: python -m study.run {study.name} --resume --storage {plan.storage}")
+            return 130
+        return report(plan, driver, result_grid, started)
+    finally:
+        ray_cluster.disconnect()
+        signal.signal(signal.SIGTERM, previous)
+
+
+def report(plan: Plan, driver, result_grid, started: float) -> int:
+    """Close runs the workers could not close, print the summary, close the parent run; exit status."""
+    from study import progress, tracking
+
+    study = plan.study
+    trials = progress.outcomes(result_grid, plan.base["epochs"])
+    for trial in trials:
+        if trial.error:
+            tracking.close_trial_run(driver.tracking, trial.trial_id, "FAILED", {"error": trial.error[:500]})
+        elif trial.stopped_early:
+            tracking.close_trial_run(driver.tracking, trial.trial_id, "FINISHED", {"stopped_early": "true"})
+    top = progress.best(trials, study.metric, study.mode)
+    summary_metrics = {"trials": len(trials), "failed_trials": sum(t.error is not None for t in trials)}
+    if top is not None:
+        summary_metrics.update({f"best_{study.metric}": top.metrics[study.metric],
+                                "best_min_dcf": top.metrics.get("min_dcf", float("nan"))})
+    failed = summary_metrics["failed_trials"] > 0
+    tracking.finish_parent_run(plan.tracking_uri, driver.tracking["parent_run_id"], summary_metrics,
+                               status="FAILED" if failed else "FINISHED")
+    where = {
+        "results": f"{plan.storage}/{plan.experiment}",
+        "mlflow": f"{plan.tracking_uri}, experiment '{study.name}', parent run {driver.tracking['parent_run_id']}",
+        "browse": tracking.ui_command(plan.tracking_uri),
+    }
+    print(progress.summary(study.name, trials, plan.searched, plan.conditions, study.metric, study.mode, study.references,
+                           time.monotonic() - started, where))
+    return 1 if failed or top is None else 0
+
+
+def driver_plan(plan: Plan, resources: Resources, experiment_id: str, parent_run_id: str, commit: str):
+    from study.driver import DriverPlan
+
+    return DriverPlan(
+        study=plan.study.name, metric=plan.study.metric, mode=plan.study.mode, searched=plan.searched,
+        conditions=plan.conditions,
+        workers_per_trial=resources.workers_per_trial, cpus_per_worker=resources.cpus_per_worker,
+        gpus_per_worker=resources.gpus_per_worker, train_storage=f"{plan.storage}/{plan.experiment}",
+        tracking={"tracking_uri": plan.tracking_uri, "experiment_id": experiment_id, "parent_run_id": parent_run_id,
+                  "study": plan.study.name, "git_commit": commit},
+    )
+
+
+def make_tuner(plan: Plan, resources: Resources, driver, restore: bool):
+    """The Tuner of a launch, fresh or restored from its experiment folder."""
+    from ray import tune
+
+    from study import progress, search
+    from study.driver import train_driver
+
+    study = plan.study
+    trainable = tune.with_resources(
+        tune.with_parameters(train_driver, plan=driver.to_dict()), {"CPU": 0, "memory": DRIVER_MEMORY}
+    )
+    path = f"{plan.storage}/{plan.experiment}"
+    if restore:
+        return tune.Tuner.restore(path, trainable, resume_unfinished=True, resume_errored=True)
+    epochs = plan.base["epochs"]
+    return tune.Tuner(
+        trainable,
+        param_space=search.param_space(study, plan.base, plan.seeds),
+        tune_config=tune.TuneConfig(
+            metric=study.metric,
+            mode=study.mode,
+            search_alg=search.searcher(study, plan.profile, plan.num_samples, plan.seeds),
+            scheduler=search.scheduler(study, plan.profile, epochs),
+            num_samples=plan.num_samples,
+            max_concurrent_trials=resources.max_concurrent,
+            trial_name_creator=_trial_name,
+            trial_dirname_creator=_trial_dirname,
+        ),
+        run_config=tune.RunConfig(
+            name=plan.experiment,
+            storage_path=plan.storage,
+            callbacks=[progress.progress_callback(plan.num_samples, epochs, plan.searched, plan.conditions, study.metric)],
+            verbose=0,
+        ),
+    )
+
+
+def save_launch(plan: Plan, resources: Resources, driver, assume_shared: bool) -> None:
+    """Record the launch next to its Tune experiment, so `--resume` continues it exactly."""
+    from study.storage import write_text
+
+    record = {
+        "study": plan.study.name, "profile": plan.profile, "base": plan.base, "num_samples": plan.num_samples,
+        "seeds": list(plan.seeds), "overrides": plan.overrides, "storage": plan.storage,
+        "experiment": plan.experiment, "tracking_uri": plan.tracking_uri, "address": plan.address,
+        "resources": vars(resources), "driver": driver.to_dict(), "tracking": dict(driver.tracking),
+        "assume_shared_storage": assume_shared, "argv": sys.argv,
+    }
+    write_text(f"{plan.storage}/{plan.experiment}/{LAUNCH_FILE}", json.dumps(record, indent=1, default=str) + "\n")
+
+
+def find_launch(storage: str, name: str) -> dict[str, Any]:
+    """The record of the newest launch of study `name` under `storage` that Tune can restore."""
+    from ray.tune import Tuner
+
+    from study.storage import read_text, subfolders
+
+    for folder in reversed(subfolders(storage, f"{name}-")):
+        path = f"{storage}/{folder}"
+        if Tuner.can_restore(path):
+            try:
+                return json.loads(read_text(f"{path}/{LAUNCH_FILE}"))
+            except FileNotFoundError:
+                continue
+    raise PlanError(f"no launch of study {name} to resume under {storage}")
+
+
+def resume_conflicts(args: argparse.Namespace, record: dict[str, Any]) -> list[str]:
+    """Options given with --resume whose values differ from the recorded launch (the same command line is fine)."""
+    from study.tracking import resolve_uri
+
+    found = []
+    for key, value in (parse_override(text) for text in args.set):
+        if record["base"].get(key) != value:
+            found.append(f"--set {key}={value} (was {record['base'].get(key)})")
+    for flag, key in DATA_OPTIONS:
+        value = getattr(args, flag)
+        if flag == "data_root" and value:
+            value = str(Path(value).expanduser().resolve())
+        if value is not None and value != record["base"][key]:
+            found.append(f"--{flag.replace('_', '-')} {value} (was {record['base'][key]!r})")
+    given = {
+        "--profile": (args.profile, record["profile"]),
+        "--num-samples": (args.num_samples, record["num_samples"]),
+        "--seeds": (tuple(int(s) for s in args.seeds.split(",")) if args.seeds else None, tuple(record["seeds"])),
+        "--tracking-uri": (resolve_uri(args.tracking_uri) if args.tracking_uri else None, record["tracking_uri"]),
+        "--max-concurrent": (args.max_concurrent, record["resources"]["max_concurrent"]),
+        "--gpus-per-worker": (args.gpus_per_worker, record["resources"]["gpus_per_worker"]),
+    }
+    for flag, key in (("--workers-per-trial", "workers_per_trial"), ("--cpus-per-worker", "cpus_per_worker")):
+        value = getattr(args, key)
+        given[flag] = (None if value == parser().get_default(key) else value, record["resources"][key])
+    found += [f"{flag} {now} (was {was})" for flag, (now, was) in given.items() if now is not None and now != was]
+    return found
+
+
+def plan_from_record(record: dict[str, Any]) -> Plan:
+    study = search_spaces.load(record["study"])
+    return Plan(
+        study=study, profile=record["profile"], base=record["base"], num_samples=record["num_samples"],
+        seeds=tuple(record["seeds"]), overrides=record["overrides"], storage=record["storage"],
+        experiment=record["experiment"], tracking_uri=record["tracking_uri"], address=record["address"],
+    )
+
+
+def record_resources(record: dict[str, Any]) -> Resources:
+    return Resources(**record["resources"])
+
+
+def _trial_name(trial) -> str:
+    return trial.trial_id
+
+
+def _trial_dirname(trial) -> str:
+    return f"trial_{trial.trial_id}"
+
+
+def _interrupt(signum, frame):
+    """SIGTERM stops like Ctrl+C: Tune saves its state, so the launch can be resumed."""
+    signal.raise_signal(signal.SIGINT)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,100 @@
+"""Shared fixtures: running `python -m study.run` as a real subprocess, isolated Ray temp dirs, a loopback Ray."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from tests.study.processes import NetWatch, descendants, stop_tree
+
+# Read by Ray when it is imported: a local instance in this process binds to 127.0.0.1 only.
+os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def ray_tmp():
+    """A short private Ray temp dir (unix socket paths must stay short), removed afterwards."""
+    folder = tempfile.mkdtemp(prefix="ms", dir="/tmp")
+    yield folder
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture
+def study_env(ray_tmp):
+    """Environment of a study subprocess: the project importable, its own Ray temp dir, no inherited MLflow URI."""
+    env = {k: v for k, v in os.environ.items() if k not in ("MLFLOW_TRACKING_URI", "RAY_ADDRESS")}
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p)
+    env["RAY_TMPDIR"] = ray_tmp
+    env["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
+    return env
+
+
+class StudyProcess:
+    """`python -m study.run ...` started in its own session and watched (`net`: its process tree's TCP
+    sockets off loopback); `stop()` ends it and every process it started, by pid."""
+
+    def __init__(self, args, cwd, env, log: Path):
+        self.log = log
+        self.handle = open(log, "w")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "study.run", *args], cwd=cwd, env=env, stdout=self.handle,
+            stderr=subprocess.STDOUT, start_new_session=True,
+        )
+        self.net = NetWatch([self.proc.pid]).__enter__()
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def wait(self, timeout: float) -> int:
+        try:
+            return self.proc.wait(timeout=timeout)
+        finally:
+            self.handle.flush()
+
+    def output(self) -> str:
+        self.handle.flush()
+        return self.log.read_text()
+
+    def kill(self) -> None:
+        """SIGKILL the driver alone (as a crash would), leaving what it started to fend for itself."""
+        self.proc.kill()
+        self.proc.wait(timeout=30)
+
+    def stop(self) -> list[str]:
+        """End the driver and whatever it started that is still running; return those that needed killing."""
+        self.net.__exit__()
+        left = stop_tree([self.proc.pid], grace=10, also=self.net.seen)
+        self.proc.wait(timeout=30)
+        self.handle.close()
+        return left
+
+
+@pytest.fixture
+def start_study(tmp_path, study_env):
+    """Start study subprocesses; each is stopped (with all it started) when the test ends, even on failure."""
+    started: list[StudyProcess] = []
+
+    def start(*args, env=None, name="study") -> StudyProcess:
+        process = StudyProcess(list(args), tmp_path, env or study_env, tmp_path / f"{name}-{len(started)}.log")
+        started.append(process)
+        return process
+
+    yield start
+    for process in started:
+        process.stop()
+
+
+def run_study(start_study, *args, timeout: float = 600, env=None) -> tuple[int, str]:
+    """Run a study to completion; return (exit status, output)."""
+    process = start_study(*args, env=env)
+    code = process.wait(timeout)
+    return code, process.output()

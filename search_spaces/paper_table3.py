@@ -3,7 +3,7 @@
 Removing collisions = never two utterances of one speaker in a batch; removing imbalance = the same number of
 utterances per speaker each epoch. The paper's per-speaker cap is unverified (paper.md section 8); 100 is our
 choice for VoxCeleb2 (about 180 utterances per speaker on average). The embedded corpus is balanced already
-(8 utterances per speaker), so its `cpu` budget caps at 6.
+(a few utterances per speaker, all under the cap), so there the last two rows train on the same batches.
 """
 
 from search_spaces import Budget, Reference, Study

@@ -9,19 +9,13 @@ from pathlib import Path
 import pytest
 
 from study.train import main
-from trainables.corpus import generate_corpus
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
-def corpus(tmp_path_factory):
-    root = tmp_path_factory.mktemp("corpus")
-    generate_corpus(
-        root, n_train_speakers=8, n_train_utterances=4, n_test_speakers=4, n_test_utterances=3,
-        min_seconds=1.5, max_seconds=2.5, n_noise_files=1, noise_seconds=2.0, n_rirs=2,
-    )
-    return root
+def corpus(tiny_corpus):
+    return tiny_corpus
 
 
 def test_trains_and_prints_json_last(corpus, tmp_path):

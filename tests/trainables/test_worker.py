@@ -11,19 +11,13 @@ import torch
 from trainables.audio import AudioError
 from trainables.checkpoint import latest_checkpoint, read_checkpoint
 from trainables.config import TrainConfig
-from trainables.corpus import generate_corpus
 from trainables.manifest import ManifestError
 from trainables.worker import NonFiniteLossError, Runtime, train, train_loop_per_worker
 
 
 @pytest.fixture(scope="module")
-def corpus(tmp_path_factory):
-    root = tmp_path_factory.mktemp("corpus")
-    generate_corpus(
-        root, n_train_speakers=8, n_train_utterances=4, n_test_speakers=4, n_test_utterances=3,
-        min_seconds=1.5, max_seconds=2.5, n_noise_files=1, noise_seconds=2.0, n_rirs=2,
-    )
-    return root
+def corpus(tiny_corpus):
+    return tiny_corpus
 
 
 def tiny(corpus, **changes):

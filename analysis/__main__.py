@@ -14,7 +14,7 @@ import argparse
 import sys
 
 from analysis.bootstrap import RESAMPLES
-from analysis.layouts import TABLE4, names
+from analysis.table_layouts import TABLE4, names
 from analysis.render import FORMATS, write
 from analysis.runs import RunsError
 

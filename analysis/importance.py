@@ -12,7 +12,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from analysis.layouts import native
+from analysis.table_layouts import native
 from search_spaces import Choice, Float, Int, Study
 
 PARAMS = ("margin", "temperature", "symmetric", "framework")

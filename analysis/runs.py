@@ -15,7 +15,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from study.tracking import PARENT_TAG, SCORES_ARTIFACT, STUDY_TAG, TRIAL_TAG, resolve_uri, store_path
+from study.tracking.runs import PARENT_TAG, SCORES_ARTIFACT, STUDY_TAG, TRIAL_TAG
+from study.tracking.store import resolve_uri, store_path
 from trainables.config import TrainConfig, parse_override
 
 CONFIG_KEYS = tuple(f.name for f in fields(TrainConfig))
@@ -138,7 +139,7 @@ def log_figures(uri: str, parent_run_id: str, paths: list[Path]) -> None:
 
 def _check_store(uri: str) -> None:
     """Refuse a local store that does not exist (MLflow would silently create an empty one)."""
-    from study.tracking import TrackingError, check_reachable
+    from study.tracking.store import TrackingError, check_reachable
 
     try:
         check_reachable(uri)

@@ -8,11 +8,11 @@ import pandas as pd
 
 import search_spaces
 from analysis.bootstrap import eer_interval
-from analysis.layouts import layout, matching_reference
+from analysis.table_layouts import layout, matching_reference
 from analysis.render import frame_text
 from analysis.runs import MissingScores, Runs, load_runs, load_scores
 from analysis.tables import EER, DCF, comparison, ranked_runs, run_config
-from study.progress import describe_config
+from study.launch.progress import describe_config
 
 COMPARISON_COLUMNS = ("n", f"{EER} ours", f"{EER} paper", f"{DCF} ours", f"{DCF} paper")
 

@@ -16,7 +16,7 @@ import pandas as pd
 
 import search_spaces
 from analysis.bootstrap import RESAMPLES, Interval, eer_interval
-from analysis.layouts import TABLE4, Layout, Row, layout, matching_reference, native, run_labellers, same
+from analysis.table_layouts import TABLE4, Layout, Row, layout, matching_reference, native, run_labellers, same
 from analysis.runs import CONFIG_KEYS, MissingScores, Runs, RunsError, load_runs, load_scores
 
 MISSING = "missing"

@@ -5,7 +5,7 @@
   rirs --root DIR --out ROOT [--download]       the simulated RIRs checked, linked and indexed in ROOT
   check --data-root ROOT [--train CSV] [--trials FILE]   everything the trainer would read, checked
 
-ROOT is then the `--data-root` of `python -m study.train --dataset voxceleb2` (see `study.layout`).
+ROOT is then the `--data-root` of `python -m study.train --dataset voxceleb2` (see `study.datasets.root`).
 Exit status: 0 done, 1 data problems (listed), 2 cannot proceed (the message says what to do).
 """
 
@@ -16,7 +16,7 @@ import os
 import sys
 from pathlib import Path
 
-from study.layout import DATASETS, MUSAN_DIR, TRIAL_LISTS, PrepareError, dataset_paths
+from study.datasets.root import DATASETS, MUSAN_DIR, TRIAL_LISTS, PrepareError, dataset_paths
 
 WORKERS = os.cpu_count() or 1
 
@@ -79,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _voxceleb(args: argparse.Namespace) -> int:
-    from study.voxceleb import prepare_voxceleb
+    from study.datasets.voxceleb import prepare_voxceleb
 
     summary = prepare_voxceleb(args.vox1, args.out, args.vox2, args.trials_dir, args.workers)
     print("\n".join(summary.lines))
@@ -88,8 +88,8 @@ def _voxceleb(args: argparse.Namespace) -> int:
 
 
 def _musan(args: argparse.Namespace) -> int:
-    from study.download import MUSAN, fetch_and_extract
-    from study.musan import split_musan
+    from study.datasets.download import MUSAN, fetch_and_extract
+    from study.datasets.musan import split_musan
 
     if args.download:
         fetch_and_extract(MUSAN.at(args.mirror), args.root)
@@ -100,8 +100,8 @@ def _musan(args: argparse.Namespace) -> int:
 
 
 def _rirs(args: argparse.Namespace) -> int:
-    from study.download import RIRS, fetch_and_extract
-    from study.rirs import index_rirs
+    from study.datasets.download import RIRS, fetch_and_extract
+    from study.datasets.rirs import index_rirs
 
     if args.download:
         fetch_and_extract(RIRS.at(args.mirror), args.root)
@@ -114,7 +114,7 @@ def _rirs(args: argparse.Namespace) -> int:
 
 
 def _check(args: argparse.Namespace) -> int:
-    from study.check import check_data
+    from study.datasets.check import check_data
     from trainables.config import ConfigError, build_config, parse_override
 
     try:

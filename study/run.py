@@ -18,11 +18,11 @@ from pathlib import Path
 from typing import Any
 
 import search_spaces
-from study.cluster import default_address
-from study.fingerprint import CodeMismatchError
-from study.plan import PlanError, Plan, Resources, build_plan, plan_resources
-from study.storage import SHARED_PATHS_ENV, StorageError
-from study.tracking import TrackingError
+from study.launch.cluster import default_address
+from study.launch.code_fingerprint import CodeMismatchError
+from study.launch.plan import PlanError, Plan, Resources, build_plan, plan_resources
+from study.launch.storage import SHARED_PATHS_ENV, StorageError
+from study.tracking.store import TrackingError
 from trainables.config import PROFILES, ConfigError, parse_override
 
 LAUNCH_FILE = "launch.json"
@@ -93,7 +93,7 @@ def list_studies() -> str:
 
 def launch(args: argparse.Namespace) -> int:
     """Plan, then run the study (or print the plan)."""
-    from study.storage import resolve as resolve_storage
+    from study.launch.storage import resolve as resolve_storage
 
     storage = resolve_storage(args.storage)
     record = find_launch(storage, args.name) if args.resume else None
@@ -111,7 +111,7 @@ def launch(args: argparse.Namespace) -> int:
 
 
 def plan_from_args(args: argparse.Namespace, storage: str) -> Plan:
-    from study.tracking import resolve_uri
+    from study.tracking.store import resolve_uri
 
     study = search_spaces.load(args.name)
     data = {key: getattr(args, flag) for flag, key in DATA_OPTIONS if getattr(args, flag)}
@@ -130,11 +130,11 @@ def plan_from_args(args: argparse.Namespace, storage: str) -> Plan:
 
 def resources_for(args: argparse.Namespace, plan: Plan, cluster=None) -> Resources:
     """Resources from the cluster (or, for a dry run without --address, this machine)."""
-    from study.cluster import local_resources
+    from study.launch.cluster import local_resources
 
     cpus, gpus = (cluster.cpus, cluster.gpus) if cluster is not None else local_resources()
     if cluster is None and args.address:
-        from study.cluster import connect, disconnect
+        from study.launch.cluster import connect, disconnect
 
         try:
             found = connect(args.address, {})
@@ -147,13 +147,15 @@ def resources_for(args: argparse.Namespace, plan: Plan, cluster=None) -> Resourc
 
 def execute(args: argparse.Namespace, plan: Plan, record: dict[str, Any] | None) -> int:
     """Check the store, start or join Ray, run the Tuner, report, and leave nothing running."""
-    from study import cluster as ray_cluster
-    from study import storage as storage_check
-    from study import tracking
+    from study.launch import cluster as ray_cluster
+    from study.launch import storage as storage_check
+    from study.tracking import provenance
+    from study.tracking import runs
+    from study.tracking import store
 
     study = plan.study
     started = time.monotonic()
-    tracking.check_reachable(plan.tracking_uri)
+    store.check_reachable(plan.tracking_uri)
     extra_env = {"MLFLOW_TRACKING_URI": plan.tracking_uri}
     if plan.embedded:
         from trainables.corpus import default_cache_dir, ensure_embedded_corpus
@@ -178,25 +180,25 @@ def execute(args: argparse.Namespace, plan: Plan, record: dict[str, Any] | None)
         shared = args.assume_shared_storage or bool(record and record.get("assume_shared_storage"))
         storage_check.check_cluster_storage(plan.storage, plan.tracking_uri, [n["ip"] for n in cluster.nodes], shared)
         if not cluster.local:
-            from study import fingerprint
+            from study.launch import code_fingerprint
 
-            code = fingerprint.check_cluster(cluster.nodes)
-            print(f"code: {fingerprint.describe(code)} on every node")
-        experiment_id = tracking.prepare_experiment(plan.tracking_uri, study.name)
+            code = code_fingerprint.check_cluster(cluster.nodes)
+            print(f"code: {code_fingerprint.describe(code)} on every node")
+        experiment_id = store.prepare_experiment(plan.tracking_uri, study.name)
         if record:
             parent_run_id = record["tracking"]["parent_run_id"]
-            tracking.client(plan.tracking_uri).update_run(parent_run_id, status="RUNNING")
+            store.client(plan.tracking_uri).update_run(parent_run_id, status="RUNNING")
             print(f"resuming {plan.storage}/{plan.experiment} (finished trials are not rerun)")
         else:
-            parent_run_id = tracking.start_parent_run(
+            parent_run_id = runs.start_parent_run(
                 plan.tracking_uri, experiment_id, plan.experiment,
-                tags={tracking.STUDY_TAG: study.name, tracking.LAUNCH_TAG: plan.experiment, "profile": plan.profile,
-                      "git_commit": tracking.git_commit(), "results": f"{plan.storage}/{plan.experiment}",
+                tags={runs.STUDY_TAG: study.name, runs.LAUNCH_TAG: plan.experiment, "profile": plan.profile,
+                      "git_commit": provenance.git_commit(), "results": f"{plan.storage}/{plan.experiment}",
                       "embedded_data": str(plan.embedded).lower()},
                 params={**{k: v for k, v in plan.base.items() if k not in plan.searched},
                         "num_samples": plan.num_samples, "searched": ",".join(plan.searched)},
             )
-        driver = driver_plan(plan, resources, experiment_id, parent_run_id, tracking.git_commit())
+        driver = driver_plan(plan, resources, experiment_id, parent_run_id, provenance.git_commit())
         if not record:
             save_launch(plan, resources, driver, args.assume_shared_storage)
         print(f"{study.name}: {plan.num_samples} trial(s), {resources.per_trial()} each, "
@@ -207,7 +209,7 @@ def execute(args: argparse.Namespace, plan: Plan, record: dict[str, Any] | None)
         except KeyboardInterrupt:
             result_grid = None
         if result_grid is None or result_grid.num_terminated + result_grid.num_errors < len(result_grid):
-            tracking.finish_parent_run(plan.tracking_uri, parent_run_id, {}, status="KILLED")
+            runs.finish_parent_run(plan.tracking_uri, parent_run_id, {}, status="KILLED")
             print(f"interrupted; continue with: python -m study.run {study.name} --resume --storage {plan.storage}")
             return 130
         return report(plan, driver, result_grid, started)
@@ -218,27 +220,30 @@ def execute(args: argparse.Namespace, plan: Plan, record: dict[str, Any] | None)
 
 def report(plan: Plan, driver, result_grid, started: float) -> int:
     """Close runs the workers could not close, print the summary, close the parent run; exit status."""
-    from study import progress, tracking
+    from study.tracking import provenance
+    from study.tracking import runs
+    from study.tracking import store
+    from study.launch import progress
 
     study = plan.study
     trials = progress.outcomes(result_grid, plan.base["epochs"])
     for trial in trials:
         if trial.error:
-            tracking.close_trial_run(driver.tracking, trial.trial_id, "FAILED", {"error": trial.error[:500]})
+            runs.close_trial_run(driver.tracking, trial.trial_id, "FAILED", {"error": trial.error[:500]})
         elif trial.stopped_early:
-            tracking.close_trial_run(driver.tracking, trial.trial_id, "FINISHED", {"stopped_early": "true"})
+            runs.close_trial_run(driver.tracking, trial.trial_id, "FINISHED", {"stopped_early": "true"})
     top = progress.best(trials, study.metric, study.mode)
     summary_metrics = {"trials": len(trials), "failed_trials": sum(t.error is not None for t in trials)}
     if top is not None:
         summary_metrics.update({f"best_{study.metric}": top.metrics[study.metric],
                                 "best_min_dcf": top.metrics.get("min_dcf", float("nan"))})
     failed = summary_metrics["failed_trials"] > 0
-    tracking.finish_parent_run(plan.tracking_uri, driver.tracking["parent_run_id"], summary_metrics,
+    runs.finish_parent_run(plan.tracking_uri, driver.tracking["parent_run_id"], summary_metrics,
                                status="FAILED" if failed else "FINISHED")
     where = {
         "results": f"{plan.storage}/{plan.experiment}",
         "mlflow": f"{plan.tracking_uri}, experiment '{study.name}', parent run {driver.tracking['parent_run_id']}",
-        "browse": tracking.ui_command(plan.tracking_uri),
+        "browse": store.ui_command(plan.tracking_uri),
     }
     print(progress.summary(study.name, trials, plan.searched, plan.conditions, study.metric, study.mode, study.references,
                            time.monotonic() - started, where))
@@ -246,7 +251,7 @@ def report(plan: Plan, driver, result_grid, started: float) -> int:
 
 
 def driver_plan(plan: Plan, resources: Resources, experiment_id: str, parent_run_id: str, commit: str):
-    from study.driver import DriverPlan
+    from study.launch.driver import DriverPlan
 
     return DriverPlan(
         study=plan.study.name, metric=plan.study.metric, mode=plan.study.mode, searched=plan.searched,
@@ -262,8 +267,8 @@ def make_tuner(plan: Plan, resources: Resources, driver, restore: bool):
     """The Tuner of a launch, fresh or restored from its experiment folder."""
     from ray import tune
 
-    from study import progress, search
-    from study.driver import train_driver
+    from study.launch import progress, search
+    from study.launch.driver import train_driver
 
     study = plan.study
     trainable = tune.with_resources(
@@ -297,7 +302,7 @@ def make_tuner(plan: Plan, resources: Resources, driver, restore: bool):
 
 def save_launch(plan: Plan, resources: Resources, driver, assume_shared: bool) -> None:
     """Record the launch next to its Tune experiment, so `--resume` continues it exactly."""
-    from study.storage import write_text
+    from study.launch.storage import write_text
 
     record = {
         "study": plan.study.name, "profile": plan.profile, "base": plan.base, "num_samples": plan.num_samples,
@@ -313,7 +318,7 @@ def find_launch(storage: str, name: str) -> dict[str, Any]:
     """The record of the newest launch of study `name` under `storage` that Tune can restore."""
     from ray.tune import Tuner
 
-    from study.storage import read_text, subfolders
+    from study.launch.storage import read_text, subfolders
 
     for folder in reversed(subfolders(storage, f"{name}-")):
         path = f"{storage}/{folder}"
@@ -327,7 +332,7 @@ def find_launch(storage: str, name: str) -> dict[str, Any]:
 
 def resume_conflicts(args: argparse.Namespace, record: dict[str, Any]) -> list[str]:
     """Options given with --resume whose values differ from the recorded launch (the same command line is fine)."""
-    from study.tracking import resolve_uri
+    from study.tracking.store import resolve_uri
 
     found = []
     for key, value in (parse_override(text) for text in args.set):

@@ -13,7 +13,7 @@ import sys
 import tempfile
 import time
 
-from study.layout import DATASETS, PrepareError, dataset_paths
+from study.datasets.root import DATASETS, PrepareError, dataset_paths
 from trainables.config import PROFILES, ConfigError, build_config, parse_override
 
 

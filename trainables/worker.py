@@ -346,7 +346,7 @@ def _ray_report(state: dict[str, Any], scores: dict[str, np.ndarray] | None, met
 def _start_tracking(runtime: Runtime, cfg: TrainConfig, paths: DataPaths, rank: int) -> Any:
     if rank != 0 or not runtime.tracking:
         return None
-    from study.tracking import start_trial_run
+    from study.tracking.runs import start_trial_run
 
     return start_trial_run(runtime.tracking, cfg, asdict(paths))
 

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from analysis.__main__ import main
-from analysis.layouts import TABLE4
+from analysis.table_layouts import TABLE4
 from analysis.tables import study_tables
 from tests.analysis.conftest import SEEDS
 from tests.analysis.paper import TABLES

@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from tests.docker.conftest import DOCKER, REPO, SECRETS, cli_options, compose_command, dry_run
-from study.storage import check_cluster_storage
+from study.launch.storage import check_cluster_storage
 
 RAY_NODES = ("ray-head", "ray-worker")
 

@@ -157,5 +157,5 @@ def test_the_build_context_has_what_the_image_copies_and_nothing_secret():
         assert not ignored(source, patterns), f"{source} is copied but left out of the build context"
     assert not ignored("study/run.py", patterns) and not ignored("search_spaces/margin_sweep.py", patterns)
     for path in ("docker/.env", ".env", ".git/config", ".venv/bin/python", "results/launch.json", "mlflow.db",
-                 "mlruns/0/meta.yaml", "tests/study/test_cluster.py", "study/__pycache__/run.cpython-311.pyc"):
+                 "mlruns/0/meta.yaml", "tests/study/launch/test_cluster.py", "study/__pycache__/run.cpython-311.pyc"):
         assert ignored(path, patterns), f"{path} would be sent to the image build"

@@ -11,8 +11,8 @@ from urllib.parse import urlparse
 import pytest
 
 import search_spaces
-from study.cluster import is_loopback
-from study.storage import check_cluster_storage
+from study.launch.cluster import is_loopback
+from study.launch.storage import check_cluster_storage
 from tests.docker.conftest import DOCKER, cli_options, dry_run, load_all, pins, project
 
 KUBE = DOCKER / "kubernetes"

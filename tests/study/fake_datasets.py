@@ -140,9 +140,9 @@ def make_rirs(root: Path) -> Path:
 
 def prepared_root(base: Path, m4a: bool) -> tuple[Path, dict]:
     """Fake sources under `base` prepared into `base/root` with the project's commands; (root, summaries)."""
-    from study.musan import split_musan
-    from study.rirs import index_rirs
-    from study.voxceleb import prepare_voxceleb
+    from study.datasets.musan import split_musan
+    from study.datasets.rirs import index_rirs
+    from study.datasets.voxceleb import prepare_voxceleb
 
     vox1, vox2 = make_vox1(base / "VoxCeleb1"), make_vox2(base / "VoxCeleb2", m4a=m4a)
     root = base / "root"

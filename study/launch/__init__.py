@@ -1,0 +1,1 @@
+"""Launching a study: the plan, the Ray cluster and storage checks, the Tune search and trial driver, the console."""

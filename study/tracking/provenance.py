@@ -1,0 +1,66 @@
+"""What a run records about its inputs: the project's git commit and a fingerprint of the data it reads."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+from pathlib import Path
+from typing import Any, Mapping
+
+from trainables.manifest import read_train_manifest, read_trials, resolve, trial_files
+
+
+def git_commit(repo: str | Path | None = None) -> str:
+    """The project's git commit (with '-dirty' when the tree has changes), or 'unknown' outside a checkout."""
+    repo = Path(repo or Path(__file__).resolve().parents[2])
+    try:
+        head = subprocess.run(["git", "-C", str(repo), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10)
+        if head.returncode != 0:
+            return "unknown"
+        dirty = subprocess.run(["git", "-C", str(repo), "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, timeout=10)
+        return head.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def data_fingerprint(paths: Mapping[str, Any], train_sample: int = 1000) -> str:
+    """A short hash of what a run reads: the training and trial lists, the byte size of every trial file and
+    of ~`train_sample` training files spread over the list, and the noise/RIR files' names and sizes. Cheap
+    (a few thousand stats), and it changes when audio is regenerated or replaced even under the same names."""
+    digest = hashlib.sha256()
+    root = paths.get("data_root") or ""
+
+    def add_size(path: str) -> None:
+        try:
+            digest.update(f"{os.path.getsize(path)};".encode())
+        except OSError:
+            digest.update(b"missing;")
+
+    for key in ("train_manifest", "trials"):
+        path = paths.get(key)
+        digest.update(key.encode())
+        if path and Path(path).is_file():
+            with open(path, "rb") as handle:
+                for block in iter(lambda: handle.read(1 << 20), b""):
+                    digest.update(block)
+    try:  # the lists were checked by the worker already; a fingerprint never stops a run
+        if paths.get("train_manifest") and Path(paths["train_manifest"]).is_file():
+            utterances = read_train_manifest(paths["train_manifest"], root)
+            for utterance in utterances[:: max(1, len(utterances) // train_sample)]:
+                add_size(utterance.path)
+        if paths.get("trials") and Path(paths["trials"]).is_file():
+            for name in trial_files(read_trials(paths["trials"])):
+                add_size(resolve(root, name))
+    except (ValueError, OSError):
+        digest.update(b"unreadable lists;")
+    for key in ("noise_dir", "rir_dir"):
+        folder = paths.get(key)
+        digest.update(key.encode())
+        if folder and Path(folder).is_dir():
+            for path in sorted(p for p in Path(folder).rglob("*") if p.is_file()):
+                digest.update(str(path.relative_to(folder)).encode())
+                add_size(str(path))
+    return digest.hexdigest()[:16]
+

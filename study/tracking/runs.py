@@ -1,0 +1,174 @@
+"""The runs of a study: one parent run per launch, one nested child run per trial (written by the trial's rank 0).
+
+The driver calls `start_parent_run` before any trial starts. Rank 0 of each trial calls `start_trial_run` and
+then `log_epoch` / `finish` on what it returns. A child run is identified by its `trial_id` tag under the
+parent run, so a resumed trial continues its run.
+"""
+
+from __future__ import annotations
+
+import math
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Mapping
+
+import mlflow
+import numpy as np
+from mlflow.entities import Metric, Param, RunTag
+
+from study.tracking.provenance import data_fingerprint
+from study.tracking.store import client
+from trainables.config import TrainConfig
+
+STUDY_TAG = "study"
+TRIAL_TAG = "trial_id"
+LAUNCH_TAG = "launch"
+PARENT_TAG = "mlflow.parentRunId"
+RUN_NAME_TAG = "mlflow.runName"
+CONFIG_ARTIFACT = "config.json"
+SCORES_ARTIFACT = "scores.npz"
+CHECKPOINT_ARTIFACT = "checkpoint.json"
+
+
+def start_parent_run(uri: str, experiment_id: str, name: str, tags: Mapping[str, str], params: Mapping[str, Any]) -> str:
+    """Open the parent run of one launch of a study; return its id."""
+    mlflow_client = client(uri)
+    run = mlflow_client.create_run(experiment_id, tags={RUN_NAME_TAG: name, **{k: str(v) for k, v in tags.items()}})
+    _log_params(mlflow_client, run.info.run_id, params)
+    return run.info.run_id
+
+
+def finish_parent_run(uri: str, run_id: str, metrics: Mapping[str, float], status: str = "FINISHED") -> None:
+    """Log the study's summary metrics on the parent run and close it."""
+    mlflow_client = client(uri)
+    now = int(time.time() * 1000)
+    values = [Metric(k, float(v), now, 0) for k, v in metrics.items() if _is_number(v)]
+    if values:
+        mlflow_client.log_batch(run_id, metrics=values)
+    mlflow_client.set_terminated(run_id, status=status)
+
+
+def find_trial_run(tracking: Mapping[str, Any], trial_id: str):
+    """The child run of `trial_id` under the launch's parent run, or None."""
+    runs = client(tracking["tracking_uri"]).search_runs(
+        [tracking["experiment_id"]],
+        filter_string=f"tags.`{PARENT_TAG}` = '{tracking['parent_run_id']}' and tags.{TRIAL_TAG} = '{trial_id}'",
+        max_results=2,
+    )
+    return runs[0] if runs else None
+
+
+def finished_trial_metrics(tracking: Mapping[str, Any], trial_id: str) -> dict[str, float] | None:
+    """The final metrics of `trial_id` when its child run already finished (a resumed launch skips it), else None."""
+    if not tracking:
+        return None
+    run = find_trial_run(tracking, trial_id)
+    if run is None or run.info.status != "FINISHED":
+        return None
+    return dict(run.data.metrics)
+
+
+def log_checkpoint_reference(tracking: Mapping[str, Any], trial_id: str, reference: Mapping[str, Any]) -> None:
+    """Attach where the trial's final checkpoint is (Ray Train storage) to its child run."""
+    run = find_trial_run(tracking, trial_id)
+    if run is None:
+        return
+    mlflow_client = client(tracking["tracking_uri"])
+    mlflow_client.log_dict(run.info.run_id, dict(reference), CHECKPOINT_ARTIFACT)
+    if reference.get("checkpoint"):
+        mlflow_client.set_tag(run.info.run_id, "checkpoint", str(reference["checkpoint"]))
+
+
+def close_trial_run(tracking: Mapping[str, Any], trial_id: str, status: str, tags: Mapping[str, str] = ()) -> None:
+    """Set the final status of a child run its worker could not close (stopped early, failed, killed)."""
+    run = find_trial_run(tracking, trial_id)
+    if run is None:
+        return
+    mlflow_client = client(tracking["tracking_uri"])
+    for key, value in dict(tags).items():
+        mlflow_client.set_tag(run.info.run_id, key, str(value))
+    if run.info.status == "RUNNING":
+        mlflow_client.set_terminated(run.info.run_id, status=status)
+
+
+class TrialRun:
+    """The child run of one trial, written by rank 0: per-epoch metrics, final scores, status."""
+
+    def __init__(self, mlflow_client, run_id: str, last_logged_epoch: int):
+        self.client = mlflow_client
+        self.run_id = run_id
+        self.last_logged_epoch = last_logged_epoch
+        self.scores: dict[str, np.ndarray] | None = None
+
+    def log_epoch(self, metrics: Mapping[str, Any], scores: Mapping[str, np.ndarray] | None) -> None:
+        """Log one epoch's numeric metrics in one batch call (step = epoch); keep the newest trial scores."""
+        epoch = int(metrics["epoch"])
+        if scores is not None:
+            self.scores = dict(scores)
+        if epoch <= self.last_logged_epoch:
+            return
+        now = int(time.time() * 1000)
+        values = [Metric(key, float(value), now, epoch) for key, value in metrics.items() if _is_number(value)]
+        self.client.log_batch(self.run_id, metrics=values)
+        self.last_logged_epoch = epoch
+
+    def finish(self) -> None:
+        """Attach the final trial scores with their labels and close the run."""
+        if self.scores is not None:
+            with tempfile.TemporaryDirectory() as tmp:
+                path = Path(tmp) / SCORES_ARTIFACT
+                np.savez_compressed(path, **self.scores)
+                self.client.log_artifact(self.run_id, str(path))
+        self.client.set_terminated(self.run_id, status="FINISHED")
+
+
+def start_trial_run(tracking: Mapping[str, Any], cfg: TrainConfig, paths: Mapping[str, Any]) -> TrialRun:
+    """Open (or, for a resumed trial, reopen) the trial's child run and log params, tags and the resolved config."""
+    mlflow_client = client(tracking["tracking_uri"])
+    trial_id = tracking["trial_id"]
+    found = find_trial_run(tracking, trial_id)
+    tags = {
+        STUDY_TAG: tracking["study"],
+        TRIAL_TAG: trial_id,
+        "git_commit": tracking.get("git_commit", "unknown"),
+        "data_fingerprint": data_fingerprint(paths),
+        "world_size": str(tracking.get("world_size", 1)),
+        "worker_nodes": ",".join(tracking.get("worker_nodes", [])),
+        "embedded_data": str(bool(paths.get("embedded"))).lower(),
+    }
+    if found is None:
+        run = mlflow_client.create_run(
+            tracking["experiment_id"],
+            tags={PARENT_TAG: tracking["parent_run_id"], RUN_NAME_TAG: tracking.get("run_name", trial_id), **tags},
+        )
+        run_id, last_epoch = run.info.run_id, 0
+        _log_params(mlflow_client, run_id, cfg.to_dict())
+        derived = {"crop_samples": cfg.crop_samples, "eval_segment_samples": cfg.eval_segment_samples}
+        mlflow_client.log_dict(run_id, {"config": cfg.to_dict(), "derived": derived, "data": dict(paths)}, CONFIG_ARTIFACT)
+    else:
+        run_id = found.info.run_id
+        history = mlflow_client.get_metric_history(run_id, "epoch")
+        last_epoch = int(max((m.value for m in history), default=0))
+        mlflow_client.update_run(run_id, status="RUNNING")
+        mlflow_client.log_batch(run_id, tags=[RunTag(k, v) for k, v in tags.items()])
+    return TrialRun(mlflow_client, run_id, last_epoch)
+
+
+def _log_params(mlflow_client, run_id: str, params: Mapping[str, Any]) -> None:
+    items = [Param(key, str(value)) for key, value in params.items()]
+    for first in range(0, len(items), 100):  # MLflow accepts at most 100 params per batch
+        mlflow_client.log_batch(run_id, params=items[first : first + 100])
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool) and math.isfinite(float(value))
+
+
+def trial_runs(uri: str, experiment_id: str, parent_run_id: str):
+    """The child runs of a launch as a pandas DataFrame (mlflow.search_runs), one row per trial."""
+    mlflow.set_tracking_uri(uri)
+    return mlflow.search_runs(
+        experiment_ids=[experiment_id], filter_string=f"tags.`{PARENT_TAG}` = '{parent_run_id}'", output_format="pandas"
+    )
+

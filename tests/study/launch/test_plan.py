@@ -1,0 +1,81 @@
+"""Planning a launch without Ray: validated overrides, trial counts, resources that never oversubscribe, the CLI."""
+
+from __future__ import annotations
+
+import pytest
+
+import search_spaces
+from search_spaces import load
+from study.launch.plan import PlanError, build_plan, plan_resources
+from study.run import main
+
+
+def test_overrides_are_validated_and_searched_keys_cannot_be_set():
+    study = load("margin_sweep")
+    plan = build_plan(study, "cpu", {}, {"epochs": 3})
+    assert plan.base["epochs"] == 3 and plan.base["symmetric"] is True and plan.num_samples == 6
+    with pytest.raises(PlanError, match="margin is searched"):
+        build_plan(study, "cpu", {}, {"margin": 0.2})
+    with pytest.raises(PlanError, match="temperature"):
+        build_plan(load("paper_table1"), "cpu", {}, {"temperature": -1.0})
+
+
+def test_trial_counts_follow_profile_num_samples_and_seeds():
+    assert build_plan(load("margin_sweep"), "paper", {}, {}).num_samples == 24
+    assert build_plan(load("margin_sweep"), "cpu", {}, {}, num_samples=3).num_samples == 3
+    assert build_plan(load("paper_table1"), "cpu", {}, {}, seeds=(1, 2, 3)).num_samples == 15
+    with pytest.raises(PlanError, match="--seeds"):
+        build_plan(load("paper_table1"), "cpu", {}, {}, num_samples=3)
+    with pytest.raises(PlanError, match="grid studies"):
+        build_plan(load("margin_sweep"), "cpu", {}, {}, seeds=(1,))
+
+
+@pytest.mark.parametrize(
+    "cpus, gpus, workers, cpus_per_worker, gpus_per_worker, cap, samples, concurrent",
+    [
+        (2, 0, 1, 1, None, None, 6, 2),  # this machine: two one-worker trials at once
+        (2, 0, 2, 1, None, None, 6, 1),  # two-worker DDP trials: one at a time
+        (16, 1, 1, 1, None, None, 6, 1),  # one GPU bounds it, not the CPUs
+        (16, 8, 2, 2, 1, None, 24, 4),
+        (16, 8, 1, 1, None, 3, 24, 3),  # --max-concurrent caps it
+        (64, 0, 1, 1, None, None, 5, 5),  # never more than there are trials
+    ],
+)
+def test_concurrency_never_oversubscribes(cpus, gpus, workers, cpus_per_worker, gpus_per_worker, cap, samples, concurrent):
+    res = plan_resources(cpus, gpus, samples, workers, cpus_per_worker, gpus_per_worker, cap)
+    assert res.max_concurrent == concurrent
+    assert res.max_concurrent * workers * cpus_per_worker <= cpus
+    assert res.max_concurrent * workers * res.gpus_per_worker <= gpus
+    assert res.gpus_per_worker == (1 if gpus and gpus_per_worker is None else gpus_per_worker or 0)
+
+
+def test_a_trial_that_cannot_fit_is_refused():
+    with pytest.raises(PlanError, match="needs 4 CPU"):
+        plan_resources(2, 0, 6, workers_per_trial=4)
+
+
+def test_list_shows_every_study(capsys):
+    assert main(["--list"]) == 0
+    out = capsys.readouterr().out
+    for name in search_spaces.names():
+        assert name in out
+
+
+def test_dry_run_prints_the_plan_without_running_anything(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    assert main(["full_search", "--dry-run", "--set", "epochs=6", "--workers-per-trial", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "embedded corpus" in out and "profile     cpu" in out and "ASHA" in out
+    assert "search queue_size" in out and "only when {'framework': 'moco'}" in out
+    assert "epochs=6" in out and "trials      8" in out
+    assert f"results     {tmp_path}/results/full_search-" in out
+    assert f"sqlite:///{tmp_path}/mlflow.db" in out
+    assert list(tmp_path.iterdir()) == [], "a dry run writes nothing"
+
+
+def test_cli_errors_are_one_clear_line(capsys):
+    assert main(["smoke", "--dry-run", "--set", "margn=0.1"]) == 2
+    assert "unknown config key 'margn'" in capsys.readouterr().err
+    assert main(["nope", "--dry-run"]) == 2
+    assert "known studies" in capsys.readouterr().err

@@ -1,0 +1,83 @@
+"""A study as a Tune search: conditional Optuna params, seeded TPE from the paper's points, exact grids, ASHA."""
+
+from __future__ import annotations
+
+import optuna
+import pytest
+
+from search_spaces import load
+from study.launch.search import DefineByRun, grid_points, param_space, scheduler, searcher
+from trainables.config import build_config
+
+
+def test_conditional_params_are_sampled_only_where_they_apply():
+    study = load("full_search")
+    params = study.search_for("cpu")
+    optuna_study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    space = DefineByRun(params)
+    seen = []
+    for _ in range(40):
+        trial = optuna_study.ask()
+        space(trial)
+        seen.append(trial.params)
+        optuna_study.tell(trial, 0.0)
+    frameworks = {p["framework"] for p in seen}
+    assert frameworks == {"simclr", "moco"}
+    for values in seen:
+        moco = values["framework"] == "moco"
+        assert ("queue_size" in values) == moco and ("momentum" in values) == moco
+        assert ("symmetric" in values) == (not moco)
+        assert 0.0 <= values["margin"] <= 0.5
+        config = build_config("cpu", {**study.fixed_for("cpu"), **values})  # every sample is a valid config
+        assert config.framework == values["framework"]
+
+
+def test_optuna_searcher_starts_from_the_paper_points_and_is_seeded():
+    study = load("margin_sweep")
+
+    def suggestions(count):
+        search = searcher(study, "cpu", 6)
+        return [search.suggest(f"t{i}") for i in range(count)]
+
+    first = suggestions(4)
+    assert first[:2] == [dict(p) for p in study.points_to_evaluate]
+    assert suggestions(4) == first  # same seed, same trials
+    for values in first[2:]:
+        assert values["framework"] in ("simclr", "moco") and 0.0 <= values["margin"] <= 0.5
+        assert 0.01 <= values["temperature"] <= 0.2
+
+
+def test_grid_searcher_yields_exactly_the_grid_once_per_seed():
+    from ray.tune.experiment import Experiment
+
+    study = load("paper_table1")
+    base = build_config("cpu", study.fixed_for("cpu")).to_dict()
+    search = searcher(study, "cpu", 10, seeds=(1, 2))
+    search.add_configurations([Experiment(name="g", run=lambda c: None, config=param_space(study, base, (1, 2)),
+                                          num_samples=10)])
+    trials = []
+    while (trial := search.next_trial()) is not None:
+        trials.append(trial.config)
+    assert len(trials) == 10
+    wanted = grid_points(study, (1, 2))
+    got = [{k: t[k] for k in wanted[0]} for t in trials]
+    assert sorted(map(str, got)) == sorted(map(str, wanted))
+    assert all(t["framework"] == "simclr" and t["epochs"] == base["epochs"] for t in trials)
+
+
+def test_asha_measures_time_in_epochs_and_stops_the_worse_half():
+    from ray.tune.experiment import Trial
+    from ray.tune.schedulers import TrialScheduler
+
+    study = load("full_search")
+    asha = scheduler(study, "cpu", max_epochs=9)
+    asha.set_search_properties("eer", "min")
+    assert scheduler(load("margin_sweep"), "cpu", 8) is None
+    trials = [Trial("t", stub=True, trial_id=f"a{i}") for i in range(6)]
+    for trial in trials:
+        asha.on_trial_add(None, trial)
+    decisions = {}
+    for i, trial in enumerate(trials):  # epoch 1 is the first rung (no training_iteration: it is not the clock)
+        decisions[i] = asha.on_trial_result(None, trial, {"epoch": 1, "eer": 10.0 + i})
+    assert decisions[0] == TrialScheduler.CONTINUE
+    assert decisions[5] == TrialScheduler.STOP

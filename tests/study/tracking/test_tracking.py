@@ -1,0 +1,142 @@
+"""MLflow wiring against a real SQLite store: child runs, params, per-epoch metrics, tags, artifacts, resume."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import socket
+import time
+
+import mlflow
+import numpy as np
+import pytest
+from mlflow.tracking import MlflowClient
+
+from study.tracking import provenance
+from study.tracking import runs as tracking_runs
+from study.tracking import store as mlflow_store
+from tests.study.processes import free_port
+from trainables.config import TrainConfig, build_config
+
+
+@pytest.fixture
+def store(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    uri = mlflow_store.resolve_uri(f"sqlite:///{tmp_path}/mlflow.db")
+    experiment_id = mlflow_store.prepare_experiment(uri, "unit")
+    parent = tracking_runs.start_parent_run(uri, experiment_id, "launch-1", {"study": "unit"}, {"num_samples": 2})
+    return {"tracking_uri": uri, "experiment_id": experiment_id, "parent_run_id": parent, "study": "unit",
+            "git_commit": "abc123"}
+
+
+@pytest.fixture
+def paths(tmp_path):
+    manifest = tmp_path / "train.csv"
+    manifest.write_text("File,Speaker\na.flac,s1\n")
+    trials = tmp_path / "trials.txt"
+    trials.write_text("1 a.flac b.flac\n0 a.flac c.flac\n")
+    return {"data_root": str(tmp_path), "train_manifest": str(manifest), "trials": str(trials), "noise_dir": "",
+            "rir_dir": "", "embedded": False}
+
+
+def epoch_metrics(epoch: int, evaluated: bool) -> dict:
+    metrics = {"epoch": epoch, "loss": 5.0 - epoch, "lr": 1e-3, "margin": 0.2, "samples_per_s": 10.0, "step_s": 0.1,
+               "seconds": 3.0 * epoch}
+    if evaluated:
+        metrics.update(eer=40.0 - epoch, min_dcf=0.9, eval_s=1.0)
+    return metrics
+
+
+def train_like_a_worker(store, cfg, paths, trial_id, epochs):
+    run = tracking_runs.start_trial_run({**store, "trial_id": trial_id, "world_size": 2,
+                                    "worker_nodes": ["127.0.0.2", "127.0.0.3"]}, cfg, paths)
+    for epoch in epochs:
+        last = epoch == cfg.epochs
+        scores = {"scores": np.array([0.9, 0.1, 0.8]), "labels": np.array([1, 0, 1], dtype=np.int8)} if last else None
+        run.log_epoch(epoch_metrics(epoch, last), scores)
+    if epochs and epochs[-1] == cfg.epochs:
+        run.finish()
+    return run
+
+
+def test_a_trial_becomes_a_nested_child_run_with_params_metrics_tags_and_artifacts(store, paths, tmp_path):
+    cfg = build_config("cpu", {"epochs": 3, "margin": 0.2})
+    run = train_like_a_worker(store, cfg, paths, "trial_a", [1, 2, 3])
+
+    runs = tracking_runs.trial_runs(store["tracking_uri"], store["experiment_id"], store["parent_run_id"])
+    assert len(runs) == 1
+    row = runs.iloc[0]
+    assert row["status"] == "FINISHED" and row["run_id"] == run.run_id
+    for field in dataclasses.fields(TrainConfig):  # every field, same spelling, as a string
+        assert row[f"params.{field.name}"] == str(getattr(cfg, field.name))
+    assert float(row["params.margin"]) == 0.2 and int(row["params.epochs"]) == 3
+    assert row["tags.study"] == "unit" and row["tags.trial_id"] == "trial_a" and row["tags.git_commit"] == "abc123"
+    assert row["tags.data_fingerprint"] == provenance.data_fingerprint(paths)
+    assert row["tags.world_size"] == "2" and row["tags.worker_nodes"] == "127.0.0.2,127.0.0.3"
+    assert row["metrics.eer"] == 37.0 and row["metrics.epoch"] == 3
+
+    client = MlflowClient(store["tracking_uri"])
+    assert [(m.step, m.value) for m in client.get_metric_history(run.run_id, "loss")] == [(1, 4.0), (2, 3.0), (3, 2.0)]
+    assert [m.step for m in client.get_metric_history(run.run_id, "eer")] == [3]
+    config = json.loads(open(client.download_artifacts(run.run_id, "config.json", str(tmp_path))).read())
+    assert TrainConfig.from_dict(config["config"]) == cfg
+    assert config["derived"]["crop_samples"] == cfg.crop_samples and config["data"]["trials"] == paths["trials"]
+    scores = np.load(client.download_artifacts(run.run_id, "scores.npz", str(tmp_path)))
+    assert scores["scores"].tolist() == [0.9, 0.1, 0.8] and scores["labels"].tolist() == [1, 0, 1]
+    artifact_root = client.get_run(run.run_id).info.artifact_uri
+    assert artifact_root.startswith(f"file://{tmp_path}/mlruns"), "artifacts live next to the store, by absolute path"
+
+
+def test_a_resumed_trial_continues_its_run_without_duplicates(store, paths):
+    cfg = build_config("cpu", {"epochs": 3})
+    first = train_like_a_worker(store, cfg, paths, "trial_b", [1, 2])  # killed after epoch 2
+    assert tracking_runs.finished_trial_metrics(store, "trial_b") is None
+    again = train_like_a_worker(store, cfg, paths, "trial_b", [2, 3])  # resumed from the epoch-1 checkpoint
+    assert again.run_id == first.run_id
+    client = MlflowClient(store["tracking_uri"])
+    assert [m.step for m in client.get_metric_history(first.run_id, "loss")] == [1, 2, 3]
+    runs = tracking_runs.trial_runs(store["tracking_uri"], store["experiment_id"], store["parent_run_id"])
+    assert len(runs) == 1 and runs.iloc[0]["status"] == "FINISHED"
+    done = tracking_runs.finished_trial_metrics(store, "trial_b")
+    assert done["eer"] == 37.0 and done["epoch"] == 3
+
+
+def test_runs_left_open_are_closed_with_a_status(store, paths):
+    cfg = build_config("cpu", {"epochs": 3})
+    run = train_like_a_worker(store, cfg, paths, "trial_c", [1])
+    tracking_runs.close_trial_run({**store}, "trial_c", "FINISHED", {"stopped_early": "true"})
+    info = MlflowClient(store["tracking_uri"]).get_run(run.run_id)
+    assert info.info.status == "FINISHED" and info.data.tags["stopped_early"] == "true"
+
+
+def test_data_fingerprint_follows_the_lists_and_the_audio(paths, tmp_path):
+    (tmp_path / "a.flac").write_bytes(b"x" * 100)
+    (tmp_path / "b.flac").write_bytes(b"y" * 100)
+    first = provenance.data_fingerprint(paths)
+    assert provenance.data_fingerprint(paths) == first
+    (tmp_path / "b.flac").write_bytes(b"y" * 90)  # regenerated audio under the same name
+    second = provenance.data_fingerprint(paths)
+    assert second != first
+    with open(paths["train_manifest"], "a") as handle:
+        handle.write("c.flac,s2\n")
+    assert provenance.data_fingerprint(paths) not in (first, second)
+
+
+def test_tracking_uri_defaults_to_an_absolute_sqlite_store(tmp_path, monkeypatch):
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    assert mlflow_store.resolve_uri(None, tmp_path) == f"sqlite:///{tmp_path}/mlflow.db"
+    assert mlflow_store.resolve_uri("sqlite:///runs/x.db", tmp_path) == f"sqlite:///{tmp_path}/runs/x.db"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:5000")
+    assert mlflow_store.resolve_uri(None, tmp_path) == "http://127.0.0.1:5000"
+    assert mlflow_store.ui_command(f"sqlite:///{tmp_path}/mlflow.db") == f"mlflow ui --backend-store-uri sqlite:///{tmp_path}/mlflow.db"
+
+
+def test_unreachable_server_fails_fast_and_a_listening_one_passes():
+    started = time.monotonic()
+    with pytest.raises(mlflow_store.TrackingError, match="cannot be reached"):
+        mlflow_store.check_reachable(f"http://127.0.0.1:{free_port()}")
+    assert time.monotonic() - started < 5
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        mlflow_store.check_reachable(f"http://127.0.0.1:{server.getsockname()[1]}")

@@ -14,9 +14,11 @@ import argparse
 import sys
 
 from analysis.bootstrap import RESAMPLES
-from analysis.table_layouts import TABLE4, names
 from analysis.render import FORMATS, write
 from analysis.runs import RunsError
+from analysis.summary import study_summary
+from analysis.table_layouts import TABLE4, names
+from analysis.tables import study_tables
 
 
 def parser() -> argparse.ArgumentParser:
@@ -49,15 +51,13 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
         if args.command == "tables":
-            from analysis.tables import study_tables
-
             tables = study_tables(args.study, args.tracking_uri, args.launch, args.bootstrap, args.top)
             for path in write(tables, args.format, args.out, args.study):
                 print(path)
         elif args.command == "figures":
             if args.study == TABLE4:
                 raise RunsError(f"{TABLE4} is a table, not a study: draw the figures of paper_table1 or paper_table2")
-            from analysis.figures import study_figures
+            from analysis.figures import study_figures  # heavy: matplotlib, only for this command
 
             chosen = [s.strip() for s in (args.runs or "").split(",") if s.strip()]
             paths, notes = study_figures(args.study, args.tracking_uri, args.out or f"figures/{args.study}",
@@ -69,8 +69,6 @@ def main(argv: list[str] | None = None) -> int:
         else:
             if args.study == TABLE4:
                 raise RunsError(f"{TABLE4} is a table, not a study: summarise paper_table1 or paper_table2")
-            from analysis.summary import study_summary
-
             print(study_summary(args.study, args.tracking_uri, args.launch), end="")
     except RunsError as error:
         print(f"error: {error}", file=sys.stderr)

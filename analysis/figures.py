@@ -16,6 +16,7 @@ from typing import Any, Sequence
 
 import numpy as np
 import pandas as pd
+from matplotlib import colormaps
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
@@ -225,8 +226,6 @@ def _probit(p: Any) -> np.ndarray:
 
 
 def _colors(n: int = 10) -> list[Any]:
-    from matplotlib import colormaps
-
     if n <= 10:
         return list(colormaps["tab10"].colors)
     return [colormaps["viridis"](x) for x in np.linspace(0, 0.95, n)]

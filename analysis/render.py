@@ -1,18 +1,55 @@
-"""Tables as text: Markdown (terminal, README), LaTeX with booktabs rules (papers), CSV (further work).
+"""The table type of the analysis and how it is written: cell text, Markdown (terminal, README), LaTeX with
+booktabs rules (papers), CSV (further work).
 
-All three go through pandas: `display` frames for Markdown and LaTeX, the numeric `data` frames for CSV.
+A `Table` keeps its numbers (`data`, for CSV) and their text (`display`, for Markdown and LaTeX); all three
+formats go through pandas.
 """
 
 from __future__ import annotations
 
+import math
 import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
-from analysis.tables import Table
-
 FORMATS = ("markdown", "latex", "csv")
 SUFFIX = {"markdown": "md", "latex": "tex", "csv": "csv"}
+MISSING = "missing"
+"""A cell that has no run: never filled from elsewhere."""
+NOT_REPORTED = "–"
+"""Nothing to report: a value the paper does not give, or a param where it does not apply."""
+NOT_APPLICABLE = "n/a"
+"""A cell that cannot have a value (ours in a literature row)."""
+
+
+@dataclass
+class Table:
+    """One table: `data` holds the numbers, `display` the same table as text."""
+
+    name: str
+    title: str
+    data: pd.DataFrame
+    display: pd.DataFrame
+    notes: list[str] = field(default_factory=list)
+
+
+def number(value: Any, digits: int, absent: str, signed: bool = False) -> str:
+    """A value with `digits` decimals (`signed`: always with its sign); `absent` for None or a non-finite value."""
+    if value is None or not math.isfinite(float(value)):
+        return absent
+    return f"{float(value):+.{digits}f}" if signed else f"{float(value):.{digits}f}"
+
+
+def mean_std(mean: float, std: float, n: int, digits: int) -> str:
+    """'missing' without runs, the value for one run, 'mean ± std' for several."""
+    if n == 0 or not math.isfinite(mean):
+        return MISSING
+    if n == 1 or not math.isfinite(std):
+        return f"{mean:.{digits}f}"
+    return f"{mean:.{digits}f} ± {std:.{digits}f}"
 
 
 def render(table: Table, fmt: str, prefix: str = "") -> str:
@@ -53,7 +90,7 @@ def latex(table: Table, label: str | None = None) -> str:
     return comments + text
 
 
-NUMERIC = r"[\d.+\-±\[\], ]*|missing|n/a|–"
+NUMERIC = rf"[\d.+\-±\[\], ]*|{MISSING}|{NOT_APPLICABLE}|{NOT_REPORTED}"
 """Cells of a right-aligned (number) column."""
 LOSS = re.compile(r"L(\^\((?P<kind>[SQ])\))?_(?P<name>NT-Xent(-AM)?|AP)")
 
@@ -85,8 +122,6 @@ def write(tables: list[Table], fmt: str, out: str | None, prefix: str) -> list[s
     if out is None:
         print("\n".join((f"# {t.name}: {t.title}\n" if fmt == "csv" else "") + render(t, fmt, prefix) for t in tables), end="")
         return []
-    from pathlib import Path
-
     folder = Path(out)
     folder.mkdir(parents=True, exist_ok=True)
     paths = []

@@ -1,8 +1,9 @@
 """A study's MLflow runs as pandas: one row per trial with its typed config and final metrics.
 
-The layout is the one `study/tracking.py` writes: one experiment per study (named after it), one parent run per
+The layout is the one `study/tracking/` writes: one experiment per study (named after it), one parent run per
 launch, one child run per trial (tag `trial_id`), params = every `TrainConfig` field as text, per-epoch metrics,
-and the final trial scoring as the `scores.npz` artifact. MLflow is imported here and nowhere else in analysis.
+and the final trial scoring as the `scores.npz` artifact. The client is `study.tracking.store.client`; MLflow
+itself is imported here (for `search_runs`' DataFrame) and nowhere else in analysis.
 """
 
 from __future__ import annotations
@@ -11,17 +12,20 @@ import os
 import tempfile
 from dataclasses import dataclass, fields
 from pathlib import Path
+from typing import Any, Mapping
 
+import mlflow
 import numpy as np
 import pandas as pd
 
+from search_spaces import meets
 from study.tracking.runs import PARENT_TAG, SCORES_ARTIFACT, STUDY_TAG, TRIAL_TAG
-from study.tracking.store import resolve_uri, store_path
+from study.tracking.store import TrackingError, check_reachable, client, resolve_uri, store_path
 from trainables.config import TrainConfig, parse_override
 
 CONFIG_KEYS = tuple(f.name for f in fields(TrainConfig))
 METRICS = ("eer", "min_dcf", "loss", "epoch", "samples_per_s", "seconds")
-"""Final (last logged) metric values kept per run; `lr` and `margin` metrics are left out, being config names."""
+"""Final (last logged) metric values kept per run."""
 FIGURES_ARTIFACT_DIR = "figures"
 
 
@@ -58,6 +62,18 @@ class Runs:
     def latest_launch(self) -> pd.Series:
         return self.launches.sort_values("start").iloc[-1]
 
+    @property
+    def profile(self) -> str | None:
+        """The profile of the chosen launches (None when they mix profiles or did not record one)."""
+        profiles = set(self.launches["profile"].dropna())
+        return profiles.pop() if len(profiles) == 1 else None
+
+    @property
+    def seeds(self) -> tuple[int, ...]:
+        """The seeds the runs vary over (empty when they all share one): `Study.searched_keys`' launch seeds."""
+        seeds = tuple(sorted({int(seed) for seed in self.table["seed"].dropna()}))
+        return seeds if len(seeds) > 1 else ()
+
 
 def load_runs(study: str, tracking_uri: str | None = None, launch: str | None = None) -> Runs:
     """Every child run of `study` in the store, typed.
@@ -67,13 +83,10 @@ def load_runs(study: str, tracking_uri: str | None = None, launch: str | None = 
     """
     uri = resolve_uri(tracking_uri)
     _check_store(uri)
-    client = mlflow_client(uri)
-    experiment = client.get_experiment_by_name(study)
+    experiment = client(uri).get_experiment_by_name(study)
     if experiment is None:
         raise RunsError(f"the MLflow store {uri} has no experiment '{study}'; run `python -m study.run {study} "
                         "--tracking-uri ...` first, or pass the --tracking-uri that study used")
-    import mlflow
-
     mlflow.set_tracking_uri(uri)
     raw = mlflow.search_runs(experiment_ids=[experiment.experiment_id], output_format="pandas")
     if raw.empty or f"tags.{PARENT_TAG}" not in raw.columns:
@@ -93,12 +106,6 @@ def load_runs(study: str, tracking_uri: str | None = None, launch: str | None = 
     return Runs(study, uri, table, chosen.reset_index(drop=True), skipped.reset_index(drop=True))
 
 
-def mlflow_client(uri: str):
-    from mlflow.tracking import MlflowClient
-
-    return MlflowClient(tracking_uri=uri)
-
-
 def cast_params(params: dict[str, str]) -> dict[str, object]:
     """MLflow params (text) typed by their `TrainConfig` field; keys that are no field are left out."""
     return dict(parse_override(f"{key}={value}") for key, value in params.items() if key in CONFIG_KEYS)
@@ -106,7 +113,7 @@ def cast_params(params: dict[str, str]) -> dict[str, object]:
 
 def metric_history(uri: str, run_id: str, key: str = "eer") -> pd.DataFrame:
     """One metric of one run per epoch (step = epoch): columns `epoch`, `value`."""
-    history = mlflow_client(uri).get_metric_history(run_id, key)
+    history = client(uri).get_metric_history(run_id, key)
     frame = pd.DataFrame({"epoch": [m.step for m in history], "value": [m.value for m in history]})
     return frame.drop_duplicates("epoch", keep="last").sort_values("epoch").reset_index(drop=True)
 
@@ -114,8 +121,8 @@ def metric_history(uri: str, run_id: str, key: str = "eer") -> pd.DataFrame:
 def load_scores(uri: str, run: pd.Series) -> tuple[np.ndarray, np.ndarray]:
     """The final trial scores and labels (1 = target) of a run, from its `scores.npz` artifact."""
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-    client = mlflow_client(uri)
-    names = {a.path for a in client.list_artifacts(run["run_id"])}
+    store = client(uri)
+    names = {a.path for a in store.list_artifacts(run["run_id"])}
     if SCORES_ARTIFACT not in names:
         raise MissingScores(
             f"run {run['run_id']} (trial {run['trial_id']}, status {run['status']}) has no {SCORES_ARTIFACT} "
@@ -124,7 +131,7 @@ def load_scores(uri: str, run: pd.Series) -> tuple[np.ndarray, np.ndarray]:
             "(rerun the trial, or choose another run)"
         )
     with tempfile.TemporaryDirectory() as tmp:
-        path = client.download_artifacts(run["run_id"], SCORES_ARTIFACT, tmp)
+        path = store.download_artifacts(run["run_id"], SCORES_ARTIFACT, tmp)
         with np.load(path) as data:
             scores, labels = np.asarray(data["scores"], dtype=np.float64), np.asarray(data["labels"]).astype(int)
     return scores, labels
@@ -132,15 +139,20 @@ def load_scores(uri: str, run: pd.Series) -> tuple[np.ndarray, np.ndarray]:
 
 def log_figures(uri: str, parent_run_id: str, paths: list[Path]) -> None:
     """Attach figure files to a launch's parent run under `figures/`."""
-    client = mlflow_client(uri)
+    store = client(uri)
     for path in paths:
-        client.log_artifact(parent_run_id, str(path), FIGURES_ARTIFACT_DIR)
+        store.log_artifact(parent_run_id, str(path), FIGURES_ARTIFACT_DIR)
+
+
+def matching(frame: pd.DataFrame, config: Mapping[str, Any]) -> pd.DataFrame:
+    """The runs whose config has all of `config`'s values (`search_spaces.meets`)."""
+    if frame.empty:
+        return frame
+    return frame[np.asarray([meets(row, config) for _, row in frame.iterrows()], dtype=bool)]
 
 
 def _check_store(uri: str) -> None:
     """Refuse a local store that does not exist (MLflow would silently create an empty one)."""
-    from study.tracking.store import TrackingError, check_reachable
-
     try:
         check_reachable(uri)
     except TrackingError as error:

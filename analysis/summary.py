@@ -8,11 +8,11 @@ import pandas as pd
 
 import search_spaces
 from analysis.bootstrap import eer_interval
-from analysis.table_layouts import layout, matching_reference
 from analysis.render import frame_text
 from analysis.runs import MissingScores, Runs, load_runs, load_scores
+from analysis.table_layouts import layout
 from analysis.tables import EER, DCF, comparison, ranked_runs, run_config
-from study.launch.progress import describe_config
+from search_spaces import describe_config
 
 COMPARISON_COLUMNS = ("n", f"{EER} ours", f"{EER} paper", f"{DCF} ours", f"{DCF} paper")
 
@@ -43,7 +43,7 @@ def study_summary(name: str, uri: str | None = None, launch: str | None = None, 
     if spec.rows:
         lines += ["", f"{spec.title}:", frame_text(rows.display[list(spec.columns) + list(COMPARISON_COLUMNS)])]
     if study.search and len(ranked):
-        searched, conditions = _searched(study)
+        searched, conditions = _searched(study, runs)
         lines += ["", f"best {min(top, len(ranked))} of {len(ranked)} trial(s):"]
         for _, run in ranked.head(top).iterrows():
             lines.append(f"  {run['trial_id']}  {describe_config(run_config(run), searched, conditions)}  "
@@ -52,7 +52,7 @@ def study_summary(name: str, uri: str | None = None, launch: str | None = None, 
 
 
 def _best_line(study: search_spaces.Study, runs: Runs, run: pd.Series) -> str:
-    searched, conditions = _searched(study)
+    searched, conditions = _searched(study, runs)
     config = run_config(run)
     text = f"{run['trial_id']} ({describe_config(config, searched, conditions)}): EER {run['eer']:.2f} %"
     try:
@@ -61,7 +61,7 @@ def _best_line(study: search_spaces.Study, runs: Runs, run: pd.Series) -> str:
     except MissingScores:
         text += " [no stored scores: no CI]"
     text += f", minDCF {run['min_dcf']:.4f}"
-    ref = matching_reference(study, config)
+    ref = study.matching_reference(config)
     if ref is not None:
         dcf = f" / {ref.min_dcf:.4f}" if ref.min_dcf is not None else ""
         text += f" (paper {ref.source}: {ref.eer:.2f}{dcf})"
@@ -80,11 +80,9 @@ def _compute_line(runs: Runs) -> str:
     return text + (f"; {speed:.1f} utterances/s per trial on average" if math.isfinite(speed) else "")
 
 
-def _searched(study: search_spaces.Study) -> tuple[list[str], dict]:
-    if study.grid:
-        keys = sorted({k for point in study.grid_points() for k in point} | {"seed"})
-        return keys, {}
-    return [p.name for p in study.search], {p.name: dict(p.when) for p in study.search if p.when}
+def _searched(study: search_spaces.Study, runs: Runs) -> tuple[tuple[str, ...], dict]:
+    """The study's searched keys and conditions for these runs (their profile; their seeds, when they vary)."""
+    return study.searched_keys(runs.profile, runs.seeds), study.conditions(runs.profile)
 
 
 def _minutes(seconds: float) -> str:

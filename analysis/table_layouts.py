@@ -7,12 +7,12 @@ paper.md; those are the only numbers written here.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
 import search_spaces
-from search_spaces import Reference, Study
+from analysis.render import NOT_REPORTED
+from search_spaces import Reference, Study, meets, native
 
 CHECK, CROSS = "✓", "✗"
 TABLE4 = "paper_table4"
@@ -124,7 +124,7 @@ def layout(name: str) -> Layout:
     configs = row_configs(study)
     labellers = labellers_for(study, configs)
     rows = tuple(
-        Row(tuple(label(full_config(study, c)) for _, label in labellers), study.name, c, matching_reference(study, c))
+        Row(tuple(label(study.full_config(c)) for _, label in labellers), study.name, c, study.matching_reference(c))
         for c in configs
     )
     title = TITLES.get(study.name, f"{study.name} — {study.description}")
@@ -135,7 +135,7 @@ def table4() -> Layout:
     rows = [Row((method, loss), None, quoted=(eer, dcf)) for method, loss, eer, dcf in LITERATURE]
     for method, name, config in OURS:
         study = search_spaces.load(name)
-        rows.append(Row((method, loss_label(full_config(study, config))), name, config, matching_reference(study, config)))
+        rows.append(Row((method, loss_label(study.full_config(config))), name, config, study.matching_reference(config)))
     return Layout(TABLE4, TITLES[TABLE4], ("Method", "Loss"), tuple(rows), tuple(name for _, name, _ in OURS))
 
 
@@ -161,42 +161,12 @@ def labellers_for(study: Study, configs: list[Mapping[str, Any]]) -> tuple[tuple
     return tuple((key, _key_labeller(key)) for key in keys)
 
 
-def run_labellers(study: Study) -> tuple[tuple[str, Labeller], ...]:
+def run_labellers(study: Study, profile: str | None = None) -> tuple[tuple[str, Labeller], ...]:
     """Label columns for single runs: the paper's (grid studies) or the searched keys, conditions respected."""
     if study.grid:
         return labellers_for(study, row_configs(study))
-    return tuple((p.name, _conditional_labeller(p.name, dict(p.when))) for p in study.search)
-
-
-def full_config(study: Study, config: Mapping[str, Any]) -> dict[str, Any]:
-    """A row's config on top of the study's fixed values and the config defaults."""
-    from trainables.config import TrainConfig
-
-    return {**TrainConfig().to_dict(), **study.fixed, **config}
-
-
-def matching_reference(study: Study, config: Mapping[str, Any]) -> Reference | None:
-    """The study's paper row whose defining values all equal the row's."""
-    full = full_config(study, config)
-    for ref in study.references:
-        if all(same(full.get(k), v) for k, v in ref.config.items()):
-            return ref
-    return None
-
-
-def same(a: Any, b: Any) -> bool:
-    """Config values equal (floats to 1e-9 relative, as they travel through text)."""
-    a, b = native(a), native(b)
-    if isinstance(a, bool) or isinstance(b, bool):
-        return isinstance(a, bool) and isinstance(b, bool) and a == b
-    if isinstance(a, (int, float)) and isinstance(b, (int, float)):
-        return math.isclose(float(a), float(b), rel_tol=1e-9, abs_tol=1e-12)
-    return a == b
-
-
-def native(value: Any) -> Any:
-    """A numpy scalar (as pandas hands them out) as the plain Python value."""
-    return value.item() if hasattr(value, "item") and getattr(value, "ndim", None) == 0 else value
+    conditions = study.conditions(profile)
+    return tuple((key, _conditional_labeller(key, conditions.get(key, {}))) for key in study.searched_keys(profile))
 
 
 def _key_labeller(key: str) -> Labeller:
@@ -205,6 +175,6 @@ def _key_labeller(key: str) -> Labeller:
 
 def _conditional_labeller(key: str, when: Mapping[str, Any]) -> Labeller:
     def label(config: Mapping[str, Any]) -> str:
-        return value_label(config[key]) if all(config.get(k) == v for k, v in when.items()) else "–"
+        return value_label(config[key]) if meets(config, when) else NOT_REPORTED
 
     return label

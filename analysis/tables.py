@@ -1,14 +1,13 @@
 """A study's tables from its runs: the paper comparison (ours / paper / difference), every run with its EER
 bootstrap interval, and for Optuna studies the best trials and the parameter importances.
 
-Each table keeps its numbers (`data`, for CSV) and their text (`display`, for Markdown and LaTeX). A cell with
-no run is "missing", never filled from elsewhere; a paper value the paper does not report is "–".
+Each table (`analysis.render.Table`) keeps its numbers and their text. A cell with no run is "missing", never
+filled from elsewhere; a paper value the paper does not report is "–".
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
 
 import numpy as np
@@ -16,25 +15,14 @@ import pandas as pd
 
 import search_spaces
 from analysis.bootstrap import RESAMPLES, Interval, eer_interval
-from analysis.table_layouts import TABLE4, Layout, Row, layout, matching_reference, native, run_labellers, same
-from analysis.runs import CONFIG_KEYS, MissingScores, Runs, RunsError, load_runs, load_scores
+from analysis.importance import importance_table
+from analysis.render import MISSING, NOT_APPLICABLE, NOT_REPORTED, Table, mean_std, number
+from analysis.runs import CONFIG_KEYS, MissingScores, Runs, RunsError, load_runs, load_scores, matching
+from analysis.table_layouts import TABLE4, Layout, Row, layout, run_labellers
+from search_spaces import native
 
-MISSING = "missing"
-NOT_REPORTED = "–"
-NOT_APPLICABLE = "n/a"
 EER = "EER (%)"
 DCF = "minDCF_0.01"
-
-
-@dataclass
-class Table:
-    """One table: `data` holds the numbers, `display` the same table as text."""
-
-    name: str
-    title: str
-    data: pd.DataFrame
-    display: pd.DataFrame
-    notes: list[str] = field(default_factory=list)
 
 
 def study_tables(name: str, uri: str | None = None, launch: str | None = None, resamples: int = RESAMPLES,
@@ -63,8 +51,6 @@ def study_tables(name: str, uri: str | None = None, launch: str | None = None, r
     if not spec.rows:
         tables[0].notes[:0] = notes
     if study.search:
-        from analysis.importance import importance_table
-
         tables.append(best_table(study, runs, intervals, top, resamples))
         tables.append(importance_table(study, runs))
     return tables
@@ -85,14 +71,6 @@ def launch_notes(runs: Runs) -> list[str]:
     if len(early):
         notes.append(f"{runs.study}: {len(early)} run(s) stopped early by ASHA are not in the comparison")
     return notes
-
-
-def matching(frame: pd.DataFrame, config: Mapping[str, Any]) -> pd.DataFrame:
-    """The runs whose config has all of `config`'s values."""
-    if frame.empty:
-        return frame
-    mask = [all(same(row[k], v) for k, v in config.items()) for _, row in frame.iterrows()]
-    return frame[np.asarray(mask, dtype=bool)]
 
 
 def summary_stats(values: pd.Series) -> tuple[float, float, int]:
@@ -169,7 +147,7 @@ def run_intervals(runs: Runs, resamples: int = RESAMPLES) -> tuple[dict[str, Int
 def runs_table(study: search_spaces.Study, runs: Runs, intervals: Mapping[str, Interval], missing: Sequence[str],
                resamples: int = RESAMPLES) -> Table:
     """Every finished run: its configuration, EER with its 95 % bootstrap interval (`resamples` > 0), minDCF."""
-    labellers = run_labellers(study)
+    labellers = run_labellers(study, runs.profile)
     data_rows, text_rows = [], []
     for _, run in runs.finished.iterrows():
         config = run_config(run)
@@ -199,11 +177,11 @@ def best_table(study: search_spaces.Study, runs: Runs, intervals: Mapping[str, I
                resamples: int = RESAMPLES) -> Table:
     """The `top` finished runs by the study metric, with the paper's numbers where a paper row matches."""
     ranked = ranked_runs(study, runs.finished).head(top)
-    labellers = run_labellers(study)
+    labellers = run_labellers(study, runs.profile)
     data_rows, text_rows = [], []
     for rank, (_, run) in enumerate(ranked.iterrows(), start=1):
         config = run_config(run)
-        ref = matching_reference(study, config)
+        ref = study.matching_reference(config)
         interval = intervals.get(run["run_id"])
         labels = {column: label(config) for column, label in labellers}
         data_rows.append({"rank": rank, "trial_id": run["trial_id"], **labels, "epochs": _int(run["epoch"]),
@@ -232,21 +210,6 @@ def ranked_runs(study: search_spaces.Study, frame: pd.DataFrame) -> pd.DataFrame
 def run_config(run: pd.Series) -> dict[str, Any]:
     """A run's typed config, as plain Python values."""
     return {key: native(run[key]) for key in CONFIG_KEYS if key in run.index}
-
-
-def mean_std(mean: float, std: float, n: int, digits: int) -> str:
-    """'missing' without runs, the value for one run, 'mean ± std' for several."""
-    if n == 0 or not math.isfinite(mean):
-        return MISSING
-    if n == 1 or not math.isfinite(std):
-        return f"{mean:.{digits}f}"
-    return f"{mean:.{digits}f} ± {std:.{digits}f}"
-
-
-def number(value: Any, digits: int, absent: str, signed: bool = False) -> str:
-    if value is None or not math.isfinite(float(value)):
-        return absent
-    return f"{float(value):+.{digits}f}" if signed else f"{float(value):.{digits}f}"
 
 
 def ci_text(interval: Interval | None) -> str:

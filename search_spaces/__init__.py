@@ -8,9 +8,11 @@ from __future__ import annotations
 import importlib
 import pkgutil
 
-from search_spaces._spec import Asha, Budget, Choice, Float, Int, Param, Reference, Study
+from search_spaces._spec import (Asha, Budget, Choice, Float, Int, Param, Reference, Study, describe_config,
+                                 matching_reference, meets, native, same_value)
 
-__all__ = ["Asha", "Budget", "Choice", "Float", "Int", "Param", "Reference", "Study", "load", "names"]
+__all__ = ["Asha", "Budget", "Choice", "Float", "Int", "Param", "Reference", "Study", "describe_config", "load",
+           "matching_reference", "meets", "names", "native", "same_value"]
 
 
 def names() -> list[str]:

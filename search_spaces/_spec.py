@@ -1,15 +1,51 @@
 """The vocabulary a study module is written in: what is searched, what is fixed, the metric, the paper's numbers.
 
 Plain data, no Ray or Optuna: `study/` turns a `Study` into a Tune search. Every key is a `TrainConfig` field,
-spelled the same way everywhere.
+spelled the same way everywhere. A `Study` is also the one home of its metadata, read by the planner, the
+progress view and the analysis alike: the searched keys, their conditions, and the paper row a config reproduces.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Union
+from typing import Any, Mapping, Sequence, Union
 
 from trainables.config import PROFILES, ConfigError, TrainConfig, build_config
+
+
+def native(value: Any) -> Any:
+    """A NumPy scalar (as pandas hands them out) as the plain Python value; anything else unchanged."""
+    return value.item() if hasattr(value, "item") and getattr(value, "ndim", None) == 0 else value
+
+
+def same_value(a: Any, b: Any) -> bool:
+    """Config values equal: NumPy scalars as native values; a bool only equals a bool; numbers where either is a
+    float to 1e-9 relative (they travel through text); anything else with ==. MLflow's text params are typed
+    where they are read (`analysis.runs.cast_params`), not here."""
+    a, b = native(a), native(b)
+    if isinstance(a, bool) or isinstance(b, bool):
+        return isinstance(a, bool) and isinstance(b, bool) and a == b
+    if isinstance(a, (int, float)) and isinstance(b, (int, float)) and (isinstance(a, float) or isinstance(b, float)):
+        return math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-12)
+    return a == b
+
+
+def meets(config: Mapping[str, Any], condition: Mapping[str, Any]) -> bool:
+    """Every value of `condition` equals the config's (`same_value`); a key the config lacks never does."""
+    return all(key in config and same_value(config[key], value) for key, value in condition.items())
+
+
+def describe_config(config: Mapping[str, Any], keys: Sequence[str],
+                    conditions: Mapping[str, Mapping[str, Any]] | None = None) -> str:
+    """`key=value` for the searched keys of a trial, leaving out conditional ones that do not apply to it."""
+    shown = [k for k in keys if meets(config, (conditions or {}).get(k, {}))]
+    return ", ".join(f"{k}={config[k]:.4g}" if isinstance(config.get(k), float) else f"{k}={config.get(k)}" for k in shown)
+
+
+def matching_reference(config: Mapping[str, Any], references: Sequence[Reference]) -> Reference | None:
+    """The first paper row whose defining values the (full) config all has (`meets`)."""
+    return next((ref for ref in references if meets(config, ref.config)), None)
 
 
 @dataclass(frozen=True)
@@ -59,7 +95,7 @@ class Param:
     when: Mapping[str, Any] = field(default_factory=dict)
 
     def applies(self, values: Mapping[str, Any]) -> bool:
-        return all(values.get(key) == value for key, value in self.when.items())
+        return meets(values, self.when)
 
 
 @dataclass(frozen=True)
@@ -98,6 +134,7 @@ class Study:
     Either `search` (Optuna over the params, `num_samples` trials, starting with `points_to_evaluate`) or `grid`
     (exactly these partial configs, each once per seed in `seeds`). `fixed` holds the values every trial shares,
     on top of the profile; `budgets[profile]` resizes the study for a profile (e.g. few short trials on a CPU).
+    Methods taking a profile read the study as declared for profile None (no budget).
     """
 
     name: str
@@ -115,35 +152,60 @@ class Study:
     budgets: Mapping[str, Budget] = field(default_factory=dict)
     references: tuple[Reference, ...] = ()
 
-    def budget(self, profile: str) -> Budget:
-        """The profile's budget (an empty one when the study has none for it)."""
+    def budget(self, profile: str | None) -> Budget:
+        """The profile's budget (an empty one when the study has none for it, or for profile None)."""
         return self.budgets.get(profile, Budget())
 
-    def fixed_for(self, profile: str) -> dict[str, Any]:
+    def fixed_for(self, profile: str | None) -> dict[str, Any]:
         """Fixed values for a profile: the study's, then the budget's."""
         return {**self.fixed, **self.budget(profile).fixed}
 
-    def search_for(self, profile: str) -> tuple[Param, ...]:
+    def search_for(self, profile: str | None) -> tuple[Param, ...]:
         """Searched params for a profile: the study's, with the budget's replacing those of the same name."""
         replaced = {p.name: p for p in self.budget(profile).search}
         return tuple(replaced.get(p.name, p) for p in self.search)
 
-    def samples_for(self, profile: str) -> int:
-        """Number of trials for a profile."""
+    def samples_for(self, profile: str | None, seeds: Sequence[int] = ()) -> int:
+        """Number of trials for a profile (a grid: its points times `seeds`, else times the study's seeds)."""
         if self.grid:
-            return len(self.grid) * max(1, len(self.seeds))
+            return len(self.grid) * max(1, len(seeds or self.seeds))
         return self.budget(profile).num_samples or self.num_samples
 
-    def early_stopping_for(self, profile: str) -> Asha | None:
+    def early_stopping_for(self, profile: str | None) -> Asha | None:
         """Early stopping for a profile."""
         return self.budget(profile).early_stopping or self.early_stopping
 
-    def grid_points(self) -> list[dict[str, Any]]:
-        """The grid crossed with the seeds; every point must set the same keys."""
-        keys = sorted({key for point in self.grid for key in point} | ({"seed"} if self.seeds else set()))
+    def searched_keys(self, profile: str | None = None, seeds: Sequence[int] = ()) -> tuple[str, ...]:
+        """The config keys that differ between a launch's trials. The one rule: an Optuna study searches its
+        params (the profile's, in declared order); a grid study its grid keys (sorted), plus `seed` when the
+        launch is given `seeds` or the study declares them. Every other key, `seed` included, is the same in
+        every trial."""
+        if self.grid:
+            keys = {key for point in self.grid for key in point}
+            return tuple(sorted(keys | ({"seed"} if seeds or self.seeds else set())))
+        return tuple(p.name for p in self.search_for(profile))
+
+    def conditions(self, profile: str | None = None) -> dict[str, dict[str, Any]]:
+        """For each conditional searched key, the values of earlier searched keys under which it applies
+        (e.g. `queue_size`: {"framework": "moco"}); grid keys are never conditional."""
+        return {p.name: dict(p.when) for p in self.search_for(profile) if p.when}
+
+    def full_config(self, config: Mapping[str, Any]) -> dict[str, Any]:
+        """A partial config (e.g. a paper row) on top of the study's fixed values and the config defaults."""
+        return {**TrainConfig().to_dict(), **self.fixed, **config}
+
+    def matching_reference(self, config: Mapping[str, Any]) -> Reference | None:
+        """The paper row a (partial or full) config reproduces: every value defining the row equals the
+        config's, completed by `full_config` (`same_value`: floats to 1e-9 relative, NumPy scalars as native)."""
+        return matching_reference(self.full_config(config), self.references)
+
+    def grid_points(self, seeds: Sequence[int] = ()) -> list[dict[str, Any]]:
+        """The grid crossed with `seeds` (else the study's own seeds); every point must set the same keys."""
+        seeds = tuple(seeds or self.seeds)
+        keys = sorted({key for point in self.grid for key in point} | ({"seed"} if seeds else set()))
         points = []
         for point in self.grid:
-            for seed in self.seeds or (None,):
+            for seed in seeds or (None,):
                 full = dict(point) if seed is None else {**point, "seed": seed}
                 points.append(full)
         missing = {key for key in keys if any(key not in p for p in points)}

@@ -1,10 +1,13 @@
 """Speed figures of the trainer, printed as one JSON object: `python -m study.bench`.
 
-- train step: batch 64 utterances x two 2 s views, Fast ResNet-34, data in memory (features + forward + loss +
-  backward + Adam step), fp32 (the baseline, measured in the same run) and bf16 autocast + channels_last;
-- loader: utterances/s through the TwoViewDataset + BatchSampler + DataLoader, with and without the batched
-  noise + reverberation augmentation;
-- evaluation: seconds to embed and score a trial list (default: speechocean762 trials_dev.txt, 3600 trials);
+Each figure times the training run's own code, its parts built by the same builders (`trainables.parts`):
+- train step: the loop's `train_step` (augmentation + features + forward + loss + backward + Adam step) on a
+  batch of --batch utterances x two views (paper config: Fast ResNet-34, 2 s views) held in memory, in fp32
+  (the baseline, measured in the same run) and bf16 autocast + channels_last, then with noise + reverberation;
+- loader: utterances/s through the run's loader (TwoViewDataset + BatchSampler + DataLoader), with and without
+  the batched noise + reverberation augmentation;
+- evaluation: seconds of the loop's evaluation step on a trial list (default: speechocean762 trials_dev.txt,
+  3600 trials), audio decoding timed separately;
 - metrics: milliseconds for EER + minDCF of 37,720 scores.
 The authors' toolkit figures on the same 2-core machine are printed beside ours for comparison.
 """
@@ -12,6 +15,7 @@ The authors' toolkit figures on the same 2-core machine are printed beside ours 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import statistics
 import sys
@@ -20,6 +24,13 @@ from pathlib import Path
 
 import numpy as np
 import torch
+
+from trainables.config import TrainConfig, build_config
+from trainables.data_paths import DataPaths
+from trainables.evaluation import TrialSet
+from trainables.loop import run_evaluation, stack_views, train_step
+from trainables.metrics import verification_metrics
+from trainables.parts import build_augmenter, build_data, build_step
 
 AUTHORS = {"step_s": 1.31, "loader_utt_per_s_aug": 596.0, "loader_utt_per_s_no_aug": 1773.0, "eval_s": (7.0, 10.0), "metrics_ms": 13.6}
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
@@ -36,27 +47,31 @@ def _median_time(fn, repeats: int, warmup: int = 1) -> float:
     return statistics.median(times)
 
 
-def bench_step(batch: int, precision: str, channels_last: bool, repeats: int, device: torch.device, augmenter=None) -> dict:
-    """Seconds per optimiser step of symmetric SimCLR NT-Xent-AM on `batch` utterances (2 views each)."""
-    from trainables.config import TrainConfig
-    from trainables.features import LogMel
-    from trainables.worker import build_framework
+def _silent(*_) -> None:
+    pass
 
-    cfg = TrainConfig.from_dict({"batch_size": batch, "precision": precision, "channels_last": channels_last})
-    model = build_framework(cfg).to(device)
-    if channels_last:
-        model = model.to(memory_format=torch.channels_last)
-    frontend = LogMel(cfg.sample_rate, cfg.n_mels, cfg.mel_window).to(device)
-    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
-    waves = (torch.randn(2 * batch, cfg.crop_samples, generator=torch.Generator().manual_seed(0)) * 0.1).to(device)
+
+def data_paths(data_root: Path | None = None, manifest: str = "", noise: Path | None = None, rir: Path | None = None) -> DataPaths:
+    """The paths a benchmark reads (no trial list: the loader and step need none)."""
+    return DataPaths(data_root=str(data_root or ""), train_manifest=str(data_root / manifest) if data_root else "",
+                     trials="", noise_dir=str(noise or ""), rir_dir=str(rir or ""), embedded=False)
+
+
+def augmentation(noise: Path | None, rir: Path | None) -> dict:
+    """Config values for noise + reverberation on every view, from the folders that are given."""
+    return {"noise_prob": 1.0 if noise else 0.0, "reverb_prob": 1.0 if rir else 0.0}
+
+
+def bench_step(batch: int, precision: str, channels_last: bool, repeats: int, device: torch.device,
+               noise: Path | None = None, rir: Path | None = None) -> dict:
+    """Seconds per `train_step` of symmetric SimCLR NT-Xent-AM on `batch` utterances (2 views each)."""
+    cfg = TrainConfig.from_dict({"batch_size": batch, "precision": precision, "channels_last": channels_last,
+                                 **augmentation(noise, rir)})
+    parts = build_step(cfg, data_paths(noise=noise, rir=rir), device)
+    views = torch.randn(batch, 2, cfg.crop_samples, generator=torch.Generator().manual_seed(0)) * 0.1  # (n, 2, crop)
 
     def step():
-        x = augmenter(waves, torch.Generator().manual_seed(0)) if augmenter is not None else waves
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16"):
-            loss = model(frontend(x), cfg.margin, cfg.temperature)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
+        train_step(parts, views, torch.Generator().manual_seed(0))
         if device.type == "cuda":
             torch.cuda.synchronize(device)
 
@@ -64,32 +79,25 @@ def bench_step(batch: int, precision: str, channels_last: bool, repeats: int, de
     return {"step_s": seconds, "samples_per_s": batch / seconds}
 
 
-def bench_loader(data_root: Path, manifest: str, noise: Path | None, rir: Path | None, batches: int) -> dict:
+def bench_loader(data_root: Path, manifest: str, noise: Path | None, rir: Path | None, batches: int, batch: int = 64) -> dict:
     """Utterances/s delivered as (2n, crop) training batches, with and without augmentation."""
-    from trainables.augment import Augmenter, NoiseBank, RirBank
-    from trainables.dataset import BatchedViews, TwoViewDataset
-    from trainables.manifest import read_train_manifest
-    from trainables.sampler import BatchSampler
-
-    utterances = read_train_manifest(str(data_root / manifest), str(data_root))
-    dataset = TwoViewDataset(utterances, sample_rate=16000, crop=32000, seed=0, log=lambda *_: None)
-    sampler = BatchSampler(dataset.speakers, 64, seed=0)
-    loader = torch.utils.data.DataLoader(BatchedViews(dataset), sampler=sampler, batch_size=None)
-    augmenter = Augmenter(
-        NoiseBank.from_dir(noise, 16000) if noise else None, RirBank.from_dir(rir, 16000) if rir else None, 1.0, 1.0
-    )
+    cfg = TrainConfig.from_dict({"batch_size": batch, **augmentation(noise, rir)})
+    paths = data_paths(data_root, manifest, noise, rir)
+    cpu = torch.device("cpu")
+    data = build_data(cfg, paths, cpu, _silent)
+    augmenter = build_augmenter(cfg, paths, cpu)
     results = {}
     for name, augment in (("no_aug", False), ("aug", True)):
         count, epoch, start = 0, 0, time.perf_counter()
-        while count < batches * 64:
-            sampler.set_epoch(epoch)
-            dataset.set_epoch(epoch)
-            for step, batch in enumerate(loader):
-                waves = batch.transpose(0, 1).reshape(-1, batch.shape[-1])
+        while count < batches * batch:
+            data.sampler.set_epoch(epoch)
+            data.dataset.set_epoch(epoch)
+            for step, views in enumerate(data.loader):
+                waves = stack_views(views, cpu)  # (2n, crop)
                 if augment:
                     waves = augmenter(waves, torch.Generator().manual_seed(step))
-                count += batch.shape[0]
-                if count >= batches * 64:
+                count += views.shape[0]
+                if count >= batches * batch:
                     break
             epoch += 1
         results[f"loader_utt_per_s_{name}"] = count / (time.perf_counter() - start)
@@ -97,29 +105,20 @@ def bench_loader(data_root: Path, manifest: str, noise: Path | None, rir: Path |
 
 
 def bench_eval(data_root: Path, trials: str, modes: list[tuple[str, int]]) -> dict:
-    """Seconds to embed every trial utterance and score the list (audio decoding timed separately)."""
-    from trainables.config import build_config
-    from trainables.evaluation import TrialSet, evaluate
-    from trainables.features import LogMel
-    from trainables.worker import build_framework
-
+    """Seconds of the loop's evaluation step on every trial (audio decoding timed separately)."""
+    cfg = build_config("cpu", augmentation(None, None))
     start = time.perf_counter()
-    trial_set = TrialSet.load(str(data_root / trials), str(data_root), 16000)
+    trial_set = TrialSet.load(str(data_root / trials), str(data_root), cfg.sample_rate)
     out = {"eval_trials": len(trial_set.trials), "eval_utterances": len(trial_set.names), "eval_load_s": time.perf_counter() - start}
-    cfg = build_config("cpu")
-    encoder = build_framework(cfg).encoder.to(memory_format=torch.channels_last)
-    frontend = LogMel(16000, cfg.n_mels, cfg.mel_window)
+    parts = build_step(cfg, data_paths(), torch.device("cpu"))
     for mode, count in modes:
-        start = time.perf_counter()
-        evaluate(trial_set, frontend, encoder, torch.device("cpu"), mode, 56240, count, torch.bfloat16)
+        result, _ = run_evaluation(dataclasses.replace(parts, cfg=cfg.replace(eval_mode=mode, eval_segments=count)), trial_set)
         key = "full" if mode == "full" else f"segments{count}"
-        out[f"eval_s_{key}"] = time.perf_counter() - start
+        out[f"eval_s_{key}"] = result["eval_s"]
     return out
 
 
 def bench_metrics(n: int = 37720, repeats: int = 20) -> dict:
-    from trainables.metrics import verification_metrics
-
     rng = np.random.default_rng(0)
     labels = rng.integers(0, 2, n)
     scores = rng.normal(labels * 1.5, 1.0)
@@ -138,12 +137,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--device", default="cpu", help="device of the training-step benchmark (cpu, cuda)")
     p.add_argument("--only", choices=["step", "loader", "eval", "metrics"], action="append", help="run only these parts")
     args = p.parse_args(argv)
-    parts = set(args.only or ["step", "loader", "eval", "metrics"])
+    chosen = set(args.only or ["step", "loader", "eval", "metrics"])
     have_data = (args.data_root / args.train).is_file()
     result: dict = {"torch": torch.__version__, "threads": torch.get_num_threads(), "data_root": str(args.data_root)}
-    if "metrics" in parts:
+    if "metrics" in chosen:
         result.update(bench_metrics())
-    if "step" in parts:
+    if "step" in chosen:
         device = torch.device(args.device)
         result.update(device=str(device), batch=args.batch)
         fp32 = bench_step(args.batch, "fp32", False, args.repeats, device)
@@ -152,14 +151,12 @@ def main(argv: list[str] | None = None) -> int:
         result.update({"step_s_bf16_channels_last": bf16["step_s"], "samples_per_s_bf16_channels_last": bf16["samples_per_s"]})
         result["step_speedup_bf16_vs_fp32"] = fp32["step_s"] / bf16["step_s"]
         if args.noise.is_dir() and args.rir.is_dir():
-            from trainables.augment import Augmenter, NoiseBank, RirBank
-
-            augmenter = Augmenter(NoiseBank.from_dir(args.noise, 16000, device=device), RirBank.from_dir(args.rir, 16000, device=device), 1.0, 1.0)
-            with_aug = bench_step(args.batch, "bf16", True, args.repeats, device, augmenter)
+            with_aug = bench_step(args.batch, "bf16", True, args.repeats, device, args.noise, args.rir)
             result.update({"step_s_bf16_channels_last_with_augmentation": with_aug["step_s"]})
-    if have_data and "loader" in parts:
-        result.update(bench_loader(args.data_root, args.train, args.noise if args.noise.is_dir() else None, args.rir if args.rir.is_dir() else None, 40))
-    if have_data and "eval" in parts and (args.data_root / args.trials).is_file():
+    if have_data and "loader" in chosen:
+        result.update(bench_loader(args.data_root, args.train, args.noise if args.noise.is_dir() else None,
+                                   args.rir if args.rir.is_dir() else None, 40, args.batch))
+    if have_data and "eval" in chosen and (args.data_root / args.trials).is_file():
         result.update(bench_eval(args.data_root, args.trials, [("full", 1), ("segments", 10)]))
     if not have_data:
         result["skipped"] = f"loader and eval need {args.data_root / args.train} (absent)"

@@ -16,7 +16,11 @@ import os
 import sys
 from pathlib import Path
 
+from study.data_options import add_data_options, data_overrides
+from study.datasets.download import MUSAN, RIRS, fetch_and_extract
+from study.datasets.musan import split_musan
 from study.datasets.root import DATASETS, MUSAN_DIR, TRIAL_LISTS, PrepareError, dataset_paths
+from trainables.config import ConfigError, build_config, parse_override
 
 WORKERS = os.cpu_count() or 1
 
@@ -48,12 +52,9 @@ def parser() -> argparse.ArgumentParser:
     _download_options(rirs, "rirs_noises.zip (1.3 GB, OpenSLR 28)")
 
     check = sub.add_parser("check", help="check lists and audio before training (non-zero exit when it would fail)")
-    check.add_argument("--data-root", required=True, type=Path, help="folder the lists' paths are relative to")
+    add_data_options(check, root_required=True, helps={"data_root": "folder the lists' paths are relative to",
+                                                       "train": "training list, File,Speaker CSV"})
     check.add_argument("--dataset", choices=sorted(DATASETS), help="check a prepared dataset's lists and folders")
-    check.add_argument("--train", help="training list, File,Speaker CSV")
-    check.add_argument("--trials", help="trial list, 'label path1 path2' lines")
-    check.add_argument("--noise", help="MUSAN-style noise folder")
-    check.add_argument("--rir", help="room impulse response folder")
     check.add_argument("--profile", default="paper", help="config profile whose settings apply (default: paper)")
     check.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                        help="config value as for training, e.g. max_bad_files=0 or max_utterances=1000")
@@ -79,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _voxceleb(args: argparse.Namespace) -> int:
-    from study.datasets.voxceleb import prepare_voxceleb
+    from study.datasets.voxceleb import prepare_voxceleb  # heavy: torch (via trainables.audio), not for --help
 
     summary = prepare_voxceleb(args.vox1, args.out, args.vox2, args.trials_dir, args.workers)
     print("\n".join(summary.lines))
@@ -88,9 +89,6 @@ def _voxceleb(args: argparse.Namespace) -> int:
 
 
 def _musan(args: argparse.Namespace) -> int:
-    from study.datasets.download import MUSAN, fetch_and_extract
-    from study.datasets.musan import split_musan
-
     if args.download:
         fetch_and_extract(MUSAN.at(args.mirror), args.root)
     report = split_musan(args.root, args.out / MUSAN_DIR, args.chunk_seconds, args.workers)
@@ -100,8 +98,7 @@ def _musan(args: argparse.Namespace) -> int:
 
 
 def _rirs(args: argparse.Namespace) -> int:
-    from study.datasets.download import RIRS, fetch_and_extract
-    from study.datasets.rirs import index_rirs
+    from study.datasets.rirs import index_rirs  # heavy: torch (via trainables.audio), not for --help
 
     if args.download:
         fetch_and_extract(RIRS.at(args.mirror), args.root)
@@ -114,21 +111,22 @@ def _rirs(args: argparse.Namespace) -> int:
 
 
 def _check(args: argparse.Namespace) -> int:
-    from study.datasets.check import check_data
-    from trainables.config import ConfigError, build_config, parse_override
+    from study.datasets.check import check_data  # heavy: torch (via trainables.audio), not for --help
 
     try:
         cfg = build_config(args.profile, dict(parse_override(text) for text in args.set))
     except ConfigError as exc:
         raise PrepareError(str(exc)) from None
-    given = {"train_manifest": args.train, "trials": args.trials, "noise_dir": args.noise, "rir_dir": args.rir}
+    root = Path(args.data_root)
+    given = data_overrides(args)
+    del given["data_root"]
     if args.dataset:
-        paths = dataset_paths(args.dataset, args.data_root, given)
-    elif any(given.values()):
-        paths = {k: v or "" for k, v in given.items()}
+        paths = dataset_paths(args.dataset, root, given)
+    elif given:
+        paths = {**dict.fromkeys(DATASETS["voxceleb2"], ""), **given}
     else:
-        paths = _prepared_paths(args.data_root)
-    report = check_data(str(args.data_root), cfg, paths["train_manifest"], paths["trials"], paths["noise_dir"],
+        paths = _prepared_paths(root)
+    report = check_data(str(root), cfg, paths["train_manifest"], paths["trials"], paths["noise_dir"],
                         paths["rir_dir"], args.workers, allow_overlap=args.allow_overlap)
     print(report.format())
     if args.report:

@@ -9,29 +9,29 @@ directory, and the `cpu` profile.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import signal
 import sys
 import time
-from pathlib import Path
 from typing import Any
 
 import search_spaces
-from study.launch.cluster import default_address
+from study.data_options import DATA_OPTIONS, add_data_options, data_overrides
+from study.launch import cluster as ray_cluster
+from study.launch import code_fingerprint, progress
+from study.launch.cluster import Cluster, default_address
 from study.launch.code_fingerprint import CodeMismatchError
 from study.launch.plan import PlanError, Plan, Resources, build_plan, plan_resources
-from study.launch.storage import SHARED_PATHS_ENV, StorageError
-from study.tracking.store import TrackingError
+from study.launch.records import find_launch, plan_from_record, record_resources, save_launch
+from study.launch.storage import SHARED_PATHS_ENV, StorageError, check_cluster_storage
+from study.launch.storage import resolve as resolve_storage
+from study.tracking import provenance, runs, store
+from study.tracking.settings import TrackingSettings
+from study.tracking.store import TrackingError, resolve_uri
 from trainables.config import PROFILES, ConfigError, parse_override
+from trainables.corpus import default_cache_dir, ensure_embedded_corpus
 
-LAUNCH_FILE = "launch.json"
 STORAGE_ENV = "MARGIN_STUDY_STORAGE"
-DATA_OPTIONS = (("data_root", "data_root"), ("train", "train_manifest"), ("trials", "trials"), ("noise", "noise_dir"),
-                ("rir", "rir_dir"))
-"""Command-line data options and the config fields they set."""
-DRIVER_MEMORY = 512 * 2**20
-"""Memory reserved for each trial's driver (the Tune trial itself takes no CPU: its Train workers do)."""
 
 
 def parser() -> argparse.ArgumentParser:
@@ -43,11 +43,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--address", default=default_address(),
                    help="Ray cluster to join, e.g. 10.0.0.1:6379 (default: $RAY_ADDRESS, else start a local instance)")
     p.add_argument("--profile", choices=sorted(PROFILES), help="config profile (default: cpu, or paper with --data-root)")
-    p.add_argument("--data-root", help="dataset folder the lists are relative to (default: the embedded corpus)")
-    p.add_argument("--train", help="training list, File,Speaker CSV (default: train.csv in --data-root)")
-    p.add_argument("--trials", help="trial list, 'label path1 path2' lines")
-    p.add_argument("--noise", help="MUSAN-style noise folder for augmentation")
-    p.add_argument("--rir", help="room impulse response folder for augmentation")
+    add_data_options(p)
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a fixed config value")
     p.add_argument("--num-samples", type=int, help="number of trials of an Optuna study (default: the study's)")
     p.add_argument("--seeds", help="comma-separated seeds: run a grid study once per seed")
@@ -93,8 +89,6 @@ def list_studies() -> str:
 
 def launch(args: argparse.Namespace) -> int:
     """Plan, then run the study (or print the plan)."""
-    from study.launch.storage import resolve as resolve_storage
-
     storage = resolve_storage(args.storage)
     record = find_launch(storage, args.name) if args.resume else None
     if record:
@@ -111,12 +105,9 @@ def launch(args: argparse.Namespace) -> int:
 
 
 def plan_from_args(args: argparse.Namespace, storage: str) -> Plan:
-    from study.tracking.store import resolve_uri
-
     study = search_spaces.load(args.name)
-    data = {key: getattr(args, flag) for flag, key in DATA_OPTIONS if getattr(args, flag)}
-    if "data_root" in data:  # workers run in their own folders: a relative root would not be found there
-        data["data_root"] = str(Path(data["data_root"]).expanduser().resolve())
+    # workers run in their own folders: a relative data root would not be found there
+    data = data_overrides(args, absolute_root=True)
     overrides = dict(parse_override(text) for text in args.set)
     seeds = tuple(int(s) for s in args.seeds.split(",") if s.strip()) if args.seeds else ()
     profile = args.profile or ("paper" if args.data_root else "cpu")
@@ -128,103 +119,113 @@ def plan_from_args(args: argparse.Namespace, storage: str) -> Plan:
     return plan
 
 
-def resources_for(args: argparse.Namespace, plan: Plan, cluster=None) -> Resources:
+def resources_for(args: argparse.Namespace, plan: Plan, cluster: Cluster | None = None) -> Resources:
     """Resources from the cluster (or, for a dry run without --address, this machine)."""
-    from study.launch.cluster import local_resources
-
-    cpus, gpus = (cluster.cpus, cluster.gpus) if cluster is not None else local_resources()
+    cpus, gpus = (cluster.cpus, cluster.gpus) if cluster is not None else ray_cluster.local_resources()
     if cluster is None and args.address:
-        from study.launch.cluster import connect, disconnect
-
         try:
-            found = connect(args.address, {})
+            found = ray_cluster.connect(args.address, {})
             cpus, gpus = found.cpus, found.gpus
         finally:
-            disconnect()
+            ray_cluster.disconnect()
     return plan_resources(cpus, gpus, plan.num_samples, args.workers_per_trial, args.cpus_per_worker,
                           args.gpus_per_worker, args.max_concurrent)
 
 
 def execute(args: argparse.Namespace, plan: Plan, record: dict[str, Any] | None) -> int:
     """Check the store, start or join Ray, run the Tuner, report, and leave nothing running."""
-    from study.launch import cluster as ray_cluster
-    from study.launch import storage as storage_check
-    from study.tracking import provenance
-    from study.tracking import runs
-    from study.tracking import store
-
-    study = plan.study
     started = time.monotonic()
     store.check_reachable(plan.tracking_uri)
-    extra_env = {"MLFLOW_TRACKING_URI": plan.tracking_uri}
-    if plan.embedded:
-        from trainables.corpus import default_cache_dir, ensure_embedded_corpus
-
-        root = ensure_embedded_corpus(log=print)
-        extra_env["MARGIN_STUDY_CACHE"] = str(default_cache_dir().resolve())
-        print(f"no dataset given: using the embedded corpus at {root} ({plan.profile} profile)")
     address = args.address or (plan.address if record else None)
-    env = ray_cluster.worker_env(address, extra_env)
+    env = ray_cluster.worker_env(address, trial_env(plan))
     previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
-        cluster = ray_cluster.connect(address, env)
-    except Exception as error:  # e.g. nothing listens at --address, or its auth token differs
-        ray_cluster.disconnect()
-        signal.signal(signal.SIGTERM, previous)
-        raise PlanError(f"cannot {'join the Ray cluster at ' + address if address else 'start a local Ray instance'}: "
-                        f"{error}") from error
-    try:
-        print(f"Ray: {'local instance on 127.0.0.1' if cluster.local else cluster.address}, "
-              f"{len(cluster.nodes)} node(s), {cluster.cpus:g} CPU(s), {cluster.gpus:g} GPU(s)")
-        resources = record_resources(record) if record else resources_for(args, plan, cluster)
-        shared = args.assume_shared_storage or bool(record and record.get("assume_shared_storage"))
-        storage_check.check_cluster_storage(plan.storage, plan.tracking_uri, [n["ip"] for n in cluster.nodes], shared)
-        if not cluster.local:
-            from study.launch import code_fingerprint
-
-            code = code_fingerprint.check_cluster(cluster.nodes)
-            print(f"code: {code_fingerprint.describe(code)} on every node")
-        experiment_id = store.prepare_experiment(plan.tracking_uri, study.name)
-        if record:
-            parent_run_id = record["tracking"]["parent_run_id"]
-            store.client(plan.tracking_uri).update_run(parent_run_id, status="RUNNING")
-            print(f"resuming {plan.storage}/{plan.experiment} (finished trials are not rerun)")
-        else:
-            parent_run_id = runs.start_parent_run(
-                plan.tracking_uri, experiment_id, plan.experiment,
-                tags={runs.STUDY_TAG: study.name, runs.LAUNCH_TAG: plan.experiment, "profile": plan.profile,
-                      "git_commit": provenance.git_commit(), "results": f"{plan.storage}/{plan.experiment}",
-                      "embedded_data": str(plan.embedded).lower()},
-                params={**{k: v for k, v in plan.base.items() if k not in plan.searched},
-                        "num_samples": plan.num_samples, "searched": ",".join(plan.searched)},
-            )
-        driver = driver_plan(plan, resources, experiment_id, parent_run_id, provenance.git_commit())
-        if not record:
-            save_launch(plan, resources, driver, args.assume_shared_storage)
-        print(f"{study.name}: {plan.num_samples} trial(s), {resources.per_trial()} each, "
-              f"up to {resources.max_concurrent} at once; results in {plan.storage}/{plan.experiment}")
-        tuner = make_tuner(plan, resources, driver, restore=bool(record))
-        try:
-            result_grid = tuner.fit()
-        except KeyboardInterrupt:
-            result_grid = None
-        if result_grid is None or result_grid.num_terminated + result_grid.num_errors < len(result_grid):
-            runs.finish_parent_run(plan.tracking_uri, parent_run_id, {}, status="KILLED")
-            print(f"interrupted; continue with: python -m study.run {study.name} --resume --storage {plan.storage}")
-            return 130
-        return report(plan, driver, result_grid, started)
+        cluster = connect(address, env)
+        return run_on(cluster, args, plan, record, started)
     finally:
         ray_cluster.disconnect()
         signal.signal(signal.SIGTERM, previous)
 
 
-def report(plan: Plan, driver, result_grid, started: float) -> int:
-    """Close runs the workers could not close, print the summary, close the parent run; exit status."""
-    from study.tracking import provenance
-    from study.tracking import runs
-    from study.tracking import store
-    from study.launch import progress
+def trial_env(plan: Plan) -> dict[str, str]:
+    """Environment variables the trials need: the MLflow store and, with no dataset, the embedded corpus's
+    cache (generated here, once, before any trial starts)."""
+    env = {"MLFLOW_TRACKING_URI": plan.tracking_uri}
+    if plan.embedded:
+        root = ensure_embedded_corpus(log=print)
+        env["MARGIN_STUDY_CACHE"] = str(default_cache_dir().resolve())
+        print(f"no dataset given: using the embedded corpus at {root} ({plan.profile} profile)")
+    return env
 
+
+def connect(address: str | None, env: dict[str, str]) -> Cluster:
+    """Start a local Ray instance (address None) or join the cluster at `address`, and say which."""
+    try:
+        cluster = ray_cluster.connect(address, env)
+    except Exception as error:  # e.g. nothing listens at --address, or its auth token differs
+        raise PlanError(f"cannot {'join the Ray cluster at ' + address if address else 'start a local Ray instance'}: "
+                        f"{error}") from error
+    print(f"Ray: {'local instance on 127.0.0.1' if cluster.local else cluster.address}, "
+          f"{len(cluster.nodes)} node(s), {cluster.cpus:g} CPU(s), {cluster.gpus:g} GPU(s)")
+    return cluster
+
+
+def run_on(cluster: Cluster, args: argparse.Namespace, plan: Plan, record: dict[str, Any] | None, started: float) -> int:
+    """Check the cluster, open the parent run, record the launch, fit the Tuner and report; the exit status."""
+    from study.launch.tuner import make_tuner  # heavy: ray.tune and torch; --list, --help and --dry-run skip them
+
+    resources = record_resources(record) if record else resources_for(args, plan, cluster)
+    check_cluster(cluster, plan, args.assume_shared_storage or bool(record and record.get("assume_shared_storage")))
+    experiment_id = store.prepare_experiment(plan.tracking_uri, plan.study.name)
+    parent_run_id = parent_run(plan, record, experiment_id)
+    driver = driver_plan(plan, resources, experiment_id, parent_run_id, provenance.git_commit())
+    if not record:
+        save_launch(plan, resources, driver, args.assume_shared_storage)
+    print(f"{plan.study.name}: {plan.num_samples} trial(s), {resources.per_trial()} each, "
+          f"up to {resources.max_concurrent} at once; results in {plan.storage}/{plan.experiment}")
+    result_grid = fit(make_tuner(plan, resources, driver, restore=bool(record)))
+    if result_grid is None or result_grid.num_terminated + result_grid.num_errors < len(result_grid):
+        runs.finish_parent_run(plan.tracking_uri, parent_run_id, {}, status="KILLED")
+        print(f"interrupted; continue with: python -m study.run {plan.study.name} --resume --storage {plan.storage}")
+        return 130
+    return report(plan, driver, parent_run_id, result_grid, started)
+
+
+def check_cluster(cluster: Cluster, plan: Plan, assume_shared: bool) -> None:
+    """Refuse storage that not every node reaches, and nodes that run other code than this machine."""
+    check_cluster_storage(plan.storage, plan.tracking_uri, [n["ip"] for n in cluster.nodes], assume_shared)
+    if not cluster.local:
+        code = code_fingerprint.check_cluster(cluster.nodes)
+        print(f"code: {code_fingerprint.describe(code)} on every node")
+
+
+def parent_run(plan: Plan, record: dict[str, Any] | None, experiment_id: str) -> str:
+    """The id of the launch's MLflow parent run: the recorded one set running again, else a new one."""
+    if record:
+        parent_run_id = record["tracking"]["parent_run_id"]
+        store.client(plan.tracking_uri).update_run(parent_run_id, status="RUNNING")
+        print(f"resuming {plan.storage}/{plan.experiment} (finished trials are not rerun)")
+        return parent_run_id
+    return runs.start_parent_run(
+        plan.tracking_uri, experiment_id, plan.experiment,
+        tags={runs.STUDY_TAG: plan.study.name, runs.LAUNCH_TAG: plan.experiment, "profile": plan.profile,
+              "git_commit": provenance.git_commit(), "results": f"{plan.storage}/{plan.experiment}",
+              "embedded_data": str(plan.embedded).lower()},
+        params={**{k: v for k, v in plan.base.items() if k not in plan.searched},
+                "num_samples": plan.num_samples, "searched": ",".join(plan.searched)},
+    )
+
+
+def fit(tuner):
+    """The Tuner's result grid, or None when interrupted (Ctrl+C or SIGTERM)."""
+    try:
+        return tuner.fit()
+    except KeyboardInterrupt:
+        return None
+
+
+def report(plan: Plan, driver, parent_run_id: str, result_grid, started: float) -> int:
+    """Close runs the workers could not close, print the summary, close the parent run; exit status."""
     study = plan.study
     trials = progress.outcomes(result_grid, plan.base["epochs"])
     for trial in trials:
@@ -238,11 +239,10 @@ def report(plan: Plan, driver, result_grid, started: float) -> int:
         summary_metrics.update({f"best_{study.metric}": top.metrics[study.metric],
                                 "best_min_dcf": top.metrics.get("min_dcf", float("nan"))})
     failed = summary_metrics["failed_trials"] > 0
-    runs.finish_parent_run(plan.tracking_uri, driver.tracking["parent_run_id"], summary_metrics,
-                               status="FAILED" if failed else "FINISHED")
+    runs.finish_parent_run(plan.tracking_uri, parent_run_id, summary_metrics, status="FAILED" if failed else "FINISHED")
     where = {
         "results": f"{plan.storage}/{plan.experiment}",
-        "mlflow": f"{plan.tracking_uri}, experiment '{study.name}', parent run {driver.tracking['parent_run_id']}",
+        "mlflow": f"{plan.tracking_uri}, experiment '{study.name}', parent run {parent_run_id}",
         "browse": store.ui_command(plan.tracking_uri),
     }
     print(progress.summary(study.name, trials, plan.searched, plan.conditions, study.metric, study.mode, study.references,
@@ -251,99 +251,30 @@ def report(plan: Plan, driver, result_grid, started: float) -> int:
 
 
 def driver_plan(plan: Plan, resources: Resources, experiment_id: str, parent_run_id: str, commit: str):
-    from study.launch.driver import DriverPlan
+    """What every trial of the launch shares, its MLflow settings included."""
+    from study.launch.driver import DriverPlan  # heavy: ray (imported by driver.py)
 
     return DriverPlan(
         study=plan.study.name, metric=plan.study.metric, mode=plan.study.mode, searched=plan.searched,
         conditions=plan.conditions,
         workers_per_trial=resources.workers_per_trial, cpus_per_worker=resources.cpus_per_worker,
         gpus_per_worker=resources.gpus_per_worker, train_storage=f"{plan.storage}/{plan.experiment}",
-        tracking={"tracking_uri": plan.tracking_uri, "experiment_id": experiment_id, "parent_run_id": parent_run_id,
-                  "study": plan.study.name, "git_commit": commit},
+        tracking=TrackingSettings(tracking_uri=plan.tracking_uri, experiment_id=experiment_id,
+                                  parent_run_id=parent_run_id, study=plan.study.name, git_commit=commit),
     )
-
-
-def make_tuner(plan: Plan, resources: Resources, driver, restore: bool):
-    """The Tuner of a launch, fresh or restored from its experiment folder."""
-    from ray import tune
-
-    from study.launch import progress, search
-    from study.launch.driver import train_driver
-
-    study = plan.study
-    trainable = tune.with_resources(
-        tune.with_parameters(train_driver, plan=driver.to_dict()), {"CPU": 0, "memory": DRIVER_MEMORY}
-    )
-    path = f"{plan.storage}/{plan.experiment}"
-    if restore:
-        return tune.Tuner.restore(path, trainable, resume_unfinished=True, resume_errored=True)
-    epochs = plan.base["epochs"]
-    return tune.Tuner(
-        trainable,
-        param_space=search.param_space(study, plan.base, plan.seeds),
-        tune_config=tune.TuneConfig(
-            metric=study.metric,
-            mode=study.mode,
-            search_alg=search.searcher(study, plan.profile, plan.num_samples, plan.seeds),
-            scheduler=search.scheduler(study, plan.profile, epochs),
-            num_samples=plan.num_samples,
-            max_concurrent_trials=resources.max_concurrent,
-            trial_name_creator=_trial_name,
-            trial_dirname_creator=_trial_dirname,
-        ),
-        run_config=tune.RunConfig(
-            name=plan.experiment,
-            storage_path=plan.storage,
-            callbacks=[progress.progress_callback(plan.num_samples, epochs, plan.searched, plan.conditions, study.metric)],
-            verbose=0,
-        ),
-    )
-
-
-def save_launch(plan: Plan, resources: Resources, driver, assume_shared: bool) -> None:
-    """Record the launch next to its Tune experiment, so `--resume` continues it exactly."""
-    from study.launch.storage import write_text
-
-    record = {
-        "study": plan.study.name, "profile": plan.profile, "base": plan.base, "num_samples": plan.num_samples,
-        "seeds": list(plan.seeds), "overrides": plan.overrides, "storage": plan.storage,
-        "experiment": plan.experiment, "tracking_uri": plan.tracking_uri, "address": plan.address,
-        "resources": vars(resources), "driver": driver.to_dict(), "tracking": dict(driver.tracking),
-        "assume_shared_storage": assume_shared, "argv": sys.argv,
-    }
-    write_text(f"{plan.storage}/{plan.experiment}/{LAUNCH_FILE}", json.dumps(record, indent=1, default=str) + "\n")
-
-
-def find_launch(storage: str, name: str) -> dict[str, Any]:
-    """The record of the newest launch of study `name` under `storage` that Tune can restore."""
-    from ray.tune import Tuner
-
-    from study.launch.storage import read_text, subfolders
-
-    for folder in reversed(subfolders(storage, f"{name}-")):
-        path = f"{storage}/{folder}"
-        if Tuner.can_restore(path):
-            try:
-                return json.loads(read_text(f"{path}/{LAUNCH_FILE}"))
-            except FileNotFoundError:
-                continue
-    raise PlanError(f"no launch of study {name} to resume under {storage}")
 
 
 def resume_conflicts(args: argparse.Namespace, record: dict[str, Any]) -> list[str]:
     """Options given with --resume whose values differ from the recorded launch (the same command line is fine)."""
-    from study.tracking.store import resolve_uri
-
     found = []
     for key, value in (parse_override(text) for text in args.set):
         if record["base"].get(key) != value:
             found.append(f"--set {key}={value} (was {record['base'].get(key)})")
-    for flag, key in DATA_OPTIONS:
-        value = getattr(args, flag)
-        if flag == "data_root" and value:
-            value = str(Path(value).expanduser().resolve())
-        if value is not None and value != record["base"][key]:
-            found.append(f"--{flag.replace('_', '-')} {value} (was {record['base'][key]!r})")
+    data = data_overrides(args, absolute_root=True)
+    for option in DATA_OPTIONS:
+        value = data.get(option.key)
+        if value is not None and value != record["base"][option.key]:
+            found.append(f"{option.flag} {value} (was {record['base'][option.key]!r})")
     given = {
         "--profile": (args.profile, record["profile"]),
         "--num-samples": (args.num_samples, record["num_samples"]),
@@ -357,27 +288,6 @@ def resume_conflicts(args: argparse.Namespace, record: dict[str, Any]) -> list[s
         given[flag] = (None if value == parser().get_default(key) else value, record["resources"][key])
     found += [f"{flag} {now} (was {was})" for flag, (now, was) in given.items() if now is not None and now != was]
     return found
-
-
-def plan_from_record(record: dict[str, Any]) -> Plan:
-    study = search_spaces.load(record["study"])
-    return Plan(
-        study=study, profile=record["profile"], base=record["base"], num_samples=record["num_samples"],
-        seeds=tuple(record["seeds"]), overrides=record["overrides"], storage=record["storage"],
-        experiment=record["experiment"], tracking_uri=record["tracking_uri"], address=record["address"],
-    )
-
-
-def record_resources(record: dict[str, Any]) -> Resources:
-    return Resources(**record["resources"])
-
-
-def _trial_name(trial) -> str:
-    return trial.trial_id
-
-
-def _trial_dirname(trial) -> str:
-    return f"trial_{trial.trial_id}"
 
 
 def _interrupt(signum, frame):

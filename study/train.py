@@ -13,21 +13,22 @@ import sys
 import tempfile
 import time
 
+from study.data_options import add_data_options, data_overrides
+from study.datasets.check import check_data
 from study.datasets.root import DATASETS, PrepareError, dataset_paths
-from trainables.config import PROFILES, ConfigError, build_config, parse_override
+from trainables.config import PROFILES, ConfigError, TrainConfig, build_config, parse_override
+from trainables.data_paths import resolve_data
+from trainables.hooks import LocalCheckpoints
+from trainables.loop import Runtime, train
 
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m study.train", description=__doc__.split("\n")[0])
     p.add_argument("--profile", choices=sorted(PROFILES), help="config profile (default: cpu; paper with --dataset)")
-    p.add_argument("--data-root", help="folder the lists' paths are relative to (default: the embedded corpus)")
+    add_data_options(p)
     p.add_argument("--dataset", choices=sorted(DATASETS),
                    help="a dataset prepared in --data-root by study.prepare: its lists and folders, paper profile")
     p.add_argument("--max-utterances", type=int, help="train on the first N utterances of the list only")
-    p.add_argument("--train", help="training list, File,Speaker CSV (default: train.csv in --data-root)")
-    p.add_argument("--trials", help="trial list, 'label path1 path2' lines")
-    p.add_argument("--noise", help="MUSAN-style noise folder for augmentation")
-    p.add_argument("--rir", help="room impulse response folder for augmentation")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config value")
     p.add_argument("--output", help="folder for checkpoints (default: a temporary folder)")
     p.add_argument("--no-resume", action="store_true", help="ignore checkpoints already in --output")
@@ -38,10 +39,7 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    overrides = {}
-    for flag, key in (("data_root", "data_root"), ("train", "train_manifest"), ("trials", "trials"), ("noise", "noise_dir"), ("rir", "rir_dir")):
-        if getattr(args, flag):
-            overrides[key] = getattr(args, flag)
+    overrides: dict[str, object] = data_overrides(args)
     if args.max_utterances is not None:
         overrides["max_utterances"] = args.max_utterances
     profile = args.profile or ("paper" if args.dataset else "cpu")
@@ -58,25 +56,22 @@ def main(argv: list[str] | None = None) -> int:
     if args.preflight:
         return _preflight(cfg)
 
-    from trainables.worker import Runtime, train
-
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="margin-study-train-") as tmp:
-        runtime = Runtime(output_dir=args.output or tmp, resume=not args.no_resume, device=args.device)
-        metrics = train(cfg, runtime)
-    result = {k: v for k, v in metrics.items()}
+        hooks = LocalCheckpoints(args.output or tmp, resume=not args.no_resume)
+        metrics = train(cfg, Runtime(device=args.device), hooks)
+    result = dict(metrics)
     result["epochs"] = result.pop("epoch", 0)
     result["seconds"] = time.perf_counter() - started
     print(json.dumps(result))
     return 0
 
 
-def _preflight(cfg) -> int:
-    from trainables.preflight import preflight
-    from trainables.worker import resolve_data
-
+def _preflight(cfg: TrainConfig) -> int:
+    """Check the data the run would read (speaker overlap is a warning here: the trainer accepts it); 0 when ok."""
     paths = resolve_data(cfg)
-    report = preflight(paths.train_manifest, paths.trials or None, paths.data_root, cfg.sample_rate, cfg.crop_samples)
+    report = check_data(paths.data_root, cfg, paths.train_manifest, paths.trials, paths.noise_dir, paths.rir_dir,
+                        allow_overlap=True)
     print(report.format())
     return 0 if report.ok else 1
 

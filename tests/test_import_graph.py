@@ -46,15 +46,21 @@ def imported_names(path: Path, modules: dict[str, Path], package: str | None = N
 
 
 def edges(level) -> dict[str, set[str]]:
-    """The project's import graph with every module mapped by `level` (module, subpackage or top package)."""
+    """The project's import graph with every module mapped by `level` (module, subpackage or top package).
+    Arrows between a package and one of its own subpackages are containment, not layering, and are left out."""
     modules = project_modules()
     graph: dict[str, set[str]] = {}
     for name, path in modules.items():
         source = level(name, path)
         for target, _ in imported_names(path, modules):
-            if target in modules and level(target, modules[target]) != source:
+            if target in modules and not related(source, level(target, modules[target]), level is by_module):
                 graph.setdefault(source, set()).add(level(target, modules[target]))
     return graph
+
+
+def related(a: str, b: str, modules: bool) -> bool:
+    """The same node; for packages also one inside the other."""
+    return a == b or (not modules and (a.startswith(b + ".") or b.startswith(a + ".")))
 
 
 def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:

@@ -11,12 +11,15 @@ from __future__ import annotations
 import math
 import os
 import re
+from pathlib import Path
 
 import numpy as np
 import soundfile as sf
 import torch
 import torchaudio.functional as AF
 
+AUDIO_SUFFIXES = (".wav", ".flac")
+"""The audio files a noise or RIR folder contributes (matched case-insensitively)."""
 _DECLARED_DATA = re.compile(r"^data\s*:\s*(\d+)\s*\(should be (\d+)\)", re.MULTILINE)
 _STREAMING_SIZES = (0, 0xFFFFFFFF, 0x7FFFFFFF)
 
@@ -28,6 +31,11 @@ class AudioError(ValueError):
         self.path = str(path)
         self.reason = reason
         super().__init__(f"{self.path}: {reason}")
+
+
+def audio_files(folder: str | os.PathLike) -> list[Path]:
+    """Every AUDIO_SUFFIXES file under `folder` (recursive), sorted as paths so banks are reproducible."""
+    return sorted(p for p in Path(folder).rglob("*") if p.suffix.lower() in AUDIO_SUFFIXES and p.is_file())
 
 
 def _check_exists(path: str) -> None:

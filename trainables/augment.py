@@ -27,6 +27,8 @@ import torch
 import torchaudio.functional as AF
 from torch import Tensor
 
+from trainables.audio import audio_files
+
 MUSAN_SNR_DB: dict[str, tuple[float, float]] = {
     "noise": (0.0, 15.0),
     "speech": (13.0, 20.0),
@@ -34,14 +36,8 @@ MUSAN_SNR_DB: dict[str, tuple[float, float]] = {
 }
 """Paper A's SNR range (dB) per MUSAN category; the order is the category order of a MUSAN-style bank."""
 
-AUDIO_SUFFIXES = (".wav", ".flac")
 NOISE_POWER_EPS = 1e-12
 """Added to the noise power so an all-zero noise crop scales to zero instead of dividing by zero."""
-
-
-def _audio_files(folder: Path) -> list[Path]:
-    """All *.wav / *.flac files under `folder` (recursive), sorted so banks are reproducible."""
-    return sorted(p for p in folder.rglob("*") if p.suffix.lower() in AUDIO_SUFFIXES and p.is_file())
 
 
 def _load_mono(path: Path, sample_rate: int, max_seconds: float | None) -> Tensor:
@@ -126,7 +122,7 @@ class NoiseBank:
         folders = {c: root / c for c in present} if present else {"noise": root}
         clips = {}
         for name, folder in folders.items():
-            files = _audio_files(folder)
+            files = audio_files(folder)
             if not files:
                 raise ValueError(f"noise folder {folder} has no .wav/.flac files")
             clips[name] = [_load_mono(f, sample_rate, max_seconds_per_file) for f in files]
@@ -176,7 +172,7 @@ class RirBank:
     ) -> RirBank:
         """Load every *.wav / *.flac under `root` (recursive), each truncated to `max_seconds`."""
         root = Path(root)
-        files = _audio_files(root) if root.is_dir() else []
+        files = audio_files(root) if root.is_dir() else []
         if not files:
             raise ValueError(f"RIR folder {root} has no .wav/.flac files")
         return cls([_load_mono(f, sample_rate, max_seconds) for f in files], sample_rate, device=device)

@@ -146,7 +146,7 @@ class TrainConfig:
 
     def validate(self) -> None:
         """Range-check every value; raise ConfigError naming the key and the allowed range."""
-        from trainables.encoders import ENCODERS
+        from trainables.encoders import ENCODERS  # heavy: torch; a config is built and checked without it
 
         _choice("framework", self.framework, FRAMEWORKS)
         _choice("precision", self.precision, PRECISIONS)
@@ -195,11 +195,6 @@ class TrainConfig:
     def eval_segment_samples(self) -> int:
         """Samples per evaluation segment."""
         return int(round(self.eval_segment_seconds * self.sample_rate))
-
-
-def lr_at_epoch(lr: float, lr_decay: float, lr_decay_epochs: int, epoch: int) -> float:
-    """Step-decayed learning rate in force during 0-based `epoch`."""
-    return lr * lr_decay ** (epoch // lr_decay_epochs)
 
 
 PROFILES: dict[str, dict[str, Any]] = {

@@ -411,7 +411,7 @@ def is_complete(root: Path) -> bool:
 def _build_lock(path: Path) -> Iterator[None]:
     """An advisory inter-process lock (saves duplicate work); correctness never depends on it."""
     try:
-        import fcntl
+        import fcntl  # optional: POSIX only
         handle = open(path, "a")
     except (ImportError, OSError):
         yield

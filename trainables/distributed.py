@@ -18,7 +18,7 @@ def gather_with_grad(x: torch.Tensor, dim: int = 0) -> torch.Tensor:
     _, size = world()
     if size == 1:
         return x
-    from torch.distributed.nn.functional import all_gather
+    from torch.distributed.nn.functional import all_gather  # optional: only where torch has distributed support
 
     return torch.cat(all_gather(x.contiguous()), dim=dim)
 

@@ -21,9 +21,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from trainables.audio import load_audio
+from trainables.config import TrainConfig
 from trainables.crops import eval_segments, wrap_pad
 from trainables.manifest import Trial, read_trials, resolve
 from trainables.metrics import verification_metrics
+
+_DEFAULTS = TrainConfig()
+"""Segment length and count default to the config's (the paper's: 10 segments of 3.515 s at 16 kHz)."""
 
 
 @dataclass
@@ -72,8 +76,8 @@ def embed_utterances(
     encoder: nn.Module,
     device: torch.device,
     mode: str = "segments",
-    segment: int = 56240,
-    count: int = 10,
+    segment: int = _DEFAULTS.eval_segment_samples,
+    count: int = _DEFAULTS.eval_segments,
     batch_segments: int = 128,
     autocast_dtype: torch.dtype | None = None,
     quantum: int = 8000,
@@ -134,8 +138,8 @@ def evaluate(
     encoder: nn.Module,
     device: torch.device,
     mode: str = "segments",
-    segment: int = 56240,
-    count: int = 10,
+    segment: int = _DEFAULTS.eval_segment_samples,
+    count: int = _DEFAULTS.eval_segments,
     autocast_dtype: torch.dtype | None = None,
 ) -> dict:
     """{'eer', 'min_dcf', 'scores', 'labels'} of `encoder` on the trial set (encoder left in its prior mode)."""

@@ -31,7 +31,11 @@ class LogMel(nn.Module):
         self.norm = nn.InstanceNorm1d(n_mels)
 
     @torch.no_grad()
-    def forward(self, waves: torch.Tensor) -> torch.Tensor:
+    def log_energies(self, waves: torch.Tensor) -> torch.Tensor:
+        """Waveforms (B, T) -> log mel band energies before normalisation (B, n_mels, frames), in fp32."""
         with torch.autocast(device_type=waves.device.type, enabled=False):
-            x = self.mel(waves.float()) + 1e-6  # (B, n_mels, frames)
-            return self.norm(x.log())  # (B, n_mels, frames)
+            return (self.mel(waves.float()) + 1e-6).log()  # (B, n_mels, frames)
+
+    @torch.no_grad()
+    def forward(self, waves: torch.Tensor) -> torch.Tensor:
+        return self.norm(self.log_energies(waves))  # (B, n_mels, frames)

@@ -1,7 +1,7 @@
 """Training lists (`File,Speaker` CSV) and VoxCeleb-format trial lists.
 
 Paths in both lists are relative to a data root unless absolute. Parsing never touches the audio files
-(that is `preflight`'s job); a malformed list raises `ManifestError` naming the file, the 1-based line and
+(that is the data check's job, `study.datasets.check`); a malformed list raises `ManifestError` naming the file, the 1-based line and
 the offending value.
 """
 

@@ -1,11 +1,11 @@
-"""Check a data root before any GPU time is spent: the trainer's preflight, at VoxCeleb scale.
+"""Check the data of a run before any GPU time is spent: `study.prepare check` and `study.train --preflight`.
 
-Parses the lists exactly as the trainer does, opens every audio file they name (and every noise and RIR file)
-in parallel worker processes with a progress bar, and reports counts, durations, sample rates, unusable files
-and train/test speaker overlap. Problems are errors when the run would stop or its numbers would be invalid:
-a malformed list, any unusable trial, noise or RIR file (these are all loaded), more unusable training files
-than `max_bad_files` allows, a training speaker or file that is also in the trials. Resampling and
-wrap-padding are warnings.
+Parses the lists exactly as the trainer does, opens every audio file they name (and every noise and RIR file;
+in parallel worker processes when there are many) with a progress bar, and reports counts, durations, sample
+rates, unusable files and train/test speaker overlap. Problems are errors when the run would stop or its
+numbers would be invalid: a malformed list, any unusable trial, noise or RIR file (these are all loaded), more
+unusable training files than `max_bad_files` allows, a training speaker or file that is also in the trials
+(unless overlap is allowed). Resampling and wrap-padding are warnings.
 """
 
 from __future__ import annotations
@@ -20,58 +20,17 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from study.datasets.check_report import CheckReport
 from study.datasets.rirs import RIR_SECONDS_IN_BANK
-from trainables.audio import AudioError, audio_info
-from trainables.augment import AUDIO_SUFFIXES, MUSAN_SNR_DB
+from trainables.audio import AUDIO_SUFFIXES, AudioError, audio_files, audio_info
+from trainables.augment import MUSAN_SNR_DB
 from trainables.config import TrainConfig
-from trainables.manifest import ManifestError, read_train_manifest, read_trials, resolve, trial_files
+from trainables.manifest import ManifestError, Trial, Utterance, read_train_manifest, read_trials, resolve, trial_files
 
 CHUNK_FILES = 2000
 """Files per task handed to a worker process."""
 SERIAL_BELOW = 4000
 """Fewer files than this are checked in this process (starting workers would cost more)."""
-SHOWN = 10
-"""Paths shown per kind of problem (all of them go to `--report`)."""
-
-
-@dataclass
-class Finding:
-    """One kind of problem: a headline and every path (or line) concerned."""
-
-    error: bool
-    headline: str
-    items: list[str] = field(default_factory=list)
-
-
-@dataclass
-class CheckReport:
-    """What `check_data` found; `ok` is False when training would fail or its results would be invalid."""
-
-    summary: list[str] = field(default_factory=list)
-    findings: list[Finding] = field(default_factory=list)
-
-    @property
-    def ok(self) -> bool:
-        return not any(f.error for f in self.findings)
-
-    def add(self, error: bool, headline: str, items: list[str] | None = None) -> None:
-        self.findings.append(Finding(error, headline, list(items or [])))
-
-    def format(self, shown: int = SHOWN) -> str:
-        """Counts first, then each problem with its first `shown` paths."""
-        errors = sum(f.error for f in self.findings)
-        head = "check: ok" if self.ok else f"check: FAILED: {errors} problem(s) that stop training or invalidate its results"
-        lines = [head, *self.summary]
-        for finding in self.findings:
-            lines.append(f"{'ERROR' if finding.error else 'warning'}: {finding.headline}")
-            lines += [f"  {item}" for item in finding.items[:shown]]
-            if len(finding.items) > shown:
-                lines.append(f"  ... and {len(finding.items) - shown:,} more")
-        return "\n".join(lines)
-
-    def full_text(self) -> str:
-        """Every finding with every path, for `--report`."""
-        return self.format(shown=sys.maxsize) + "\n"
 
 
 def _check_chunk(paths: list[str]) -> list[tuple[int, int, str]]:
@@ -114,16 +73,60 @@ def check_files(paths: list[str], workers: int, progress: bool = True) -> tuple[
     return frames, rates, errors
 
 
-def _audio_files(folder: Path) -> list[str]:
-    return sorted(str(p) for p in folder.rglob("*") if p.suffix.lower() in AUDIO_SUFFIXES and p.is_file())
-
-
 def _hours(seconds: float) -> str:
     return f"{seconds / 3600:,.2f} h"
 
 
 def _directories(name: str) -> list[str]:
     return [part for part in name.replace("\\", "/").split("/")[:-1] if part]
+
+
+@dataclass
+class _Lists:
+    """The training and trial lists as read (empty when not given or malformed), paths resolved."""
+
+    train_path: str = ""
+    trials_path: str = ""
+    utterances: list[Utterance] = field(default_factory=list)
+    trials: list[Trial] = field(default_factory=list)
+
+    @property
+    def train_paths(self) -> list[str]:
+        return [u.path for u in self.utterances]
+
+    @property
+    def trial_names(self) -> list[str]:
+        return trial_files(self.trials)
+
+
+@dataclass
+class _Bank:
+    """A noise or RIR folder and the audio files in it."""
+
+    label: str
+    folder: str
+    files: list[str]
+
+
+@dataclass
+class _Opened:
+    """Every file checked: `frames`, `rates` and `seconds` aligned with `paths` (0 when unusable), the reasons
+    of the unusable ones by index."""
+
+    paths: list[str]
+    frames: np.ndarray
+    rates: np.ndarray
+    errors: dict[int, str]
+    index: dict[str, int] = field(init=False)
+    seconds: np.ndarray = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.index = {path: i for i, path in enumerate(self.paths)}
+        self.seconds = np.divide(self.frames, self.rates, out=np.zeros(len(self.paths)), where=self.rates > 0)
+
+    def unusable(self, paths: list[str]) -> list[str]:
+        """Each unusable file among `paths`, as "path: reason"."""
+        return [f"{p}: {self.errors[self.index[p]]}" for p in paths if self.index[p] in self.errors]
 
 
 def check_data(
@@ -139,128 +142,162 @@ def check_data(
 ) -> CheckReport:
     """Check the lists and folders (each relative to `data_root` unless absolute; empty = not checked) as the
     trainer configured by `cfg` would read them; see the module docstring. `workers` 0 = one per CPU."""
-    workers = workers or os.cpu_count() or 1
     report = CheckReport()
     root = str(Path(data_root).expanduser().resolve())
-    utterances, trial_list = [], []
-    train_path, trials_path = (resolve(root, train) if train else ""), (resolve(root, trials) if trials else "")
-    if train_path:
-        try:
-            utterances = read_train_manifest(train_path, root)
-        except ManifestError as exc:
-            report.add(True, "malformed training list", [str(exc)])
-        if cfg.max_utterances:
-            utterances = utterances[: cfg.max_utterances]
-    if trials_path:
-        try:
-            trial_list = read_trials(trials_path)
-        except ManifestError as exc:
-            report.add(True, "malformed trial list", [str(exc)])
-    trial_names = trial_files(trial_list)
-    train_paths = [u.path for u in utterances]
-    trial_paths = [resolve(root, name) for name in trial_names]
-    banks: dict[str, list[str]] = {}
-    folders: dict[str, str] = {}
-    for label, folder in (("noise", noise_dir), ("rir", rir_dir)):
-        if folder:
-            path = Path(resolve(root, folder))
-            if not path.is_dir():
-                report.add(True, f"{label} folder {path} does not exist")
-                continue
-            banks[label], folders[label] = _audio_files(path), str(path)
-            if not banks[label]:
-                report.add(True, f"{label} folder {path} has no {'/'.join(AUDIO_SUFFIXES)} files")
-
-    paths = list(dict.fromkeys([*train_paths, *trial_paths, *banks.get("noise", []), *banks.get("rir", [])]))
-    index = {path: i for i, path in enumerate(paths)}
-    frames, rates, errors = check_files(paths, workers, progress)
-    seconds = np.divide(frames, rates, out=np.zeros(len(paths)), where=rates > 0)
-
-    if utterances:
-        rows = np.fromiter((index[p] for p in train_paths), dtype=np.int64, count=len(train_paths))
-        good = seconds[rows][rates[rows] > 0]
-        speakers = {u.speaker for u in utterances if u.speaker is not None}
-        spread = (f"; {good.min():.1f} s min, {np.median(good):.1f} s median, {good.max():.1f} s max" if good.size else "")
-        report.summary.append(f"training list {train_path}: {len(utterances):,} utterances, {len(speakers):,} speakers, "
-                              f"{_hours(good.sum())}{spread}")
-        unusable = np.isin(rows, np.fromiter(errors, dtype=np.int64, count=len(errors)))
-        if unusable.any():
-            n_bad = int(unusable.sum())
-            fraction = n_bad / len(train_paths)
-            stops = n_bad == len(train_paths) or fraction > cfg.max_bad_files
-            verdict = "the trainer refuses" if stops else "the trainer skips them"
-            report.add(stops, f"{n_bad:,} of {len(train_paths):,} training files ({fraction:.2%}) are unusable; "
-                              f"max_bad_files={cfg.max_bad_files:g}: {verdict}",
-                       [f"{paths[i]}: {errors[i]}" for i in np.unique(rows[unusable])])
-        distinct = np.unique(rows)
-        short = distinct[(seconds[distinct] > 0) & (seconds[distinct] < 2 * cfg.crop_seconds)]
-        if short.size:
-            report.add(False, f"{short.size:,} training file(s) shorter than two {cfg.crop_seconds:g} s views will be "
-                              "wrap-padded", [f"{paths[i]}: {seconds[i]:.2f} s" for i in short])
-        duplicates = len(train_paths) - len(set(train_paths))
-        if duplicates:
-            report.add(False, f"{duplicates:,} duplicate path(s) in the training list {train_path}")
-    if trial_list:
-        targets = sum(t.label for t in trial_list)
-        good = [seconds[index[p]] for p in trial_paths]
-        report.summary.append(f"trial list {trials_path}: {len(trial_list):,} trials ({targets:,} target, "
-                              f"{len(trial_list) - targets:,} non-target), {len(trial_names):,} files, {_hours(sum(good))}")
-        bad = [f"{p}: {errors[index[p]]}" for p in trial_paths if index[p] in errors]
-        if bad:
-            report.add(True, f"{len(bad):,} trial file(s) are unusable: evaluation reads every one", bad)
-    for label, files in banks.items():
-        _summarise_bank(report, label, folders[label], files, index, seconds, errors, cfg)
-
-    if paths:
-        counts = np.unique(rates[rates > 0], return_counts=True)
-        report.summary.append("sample rates: " + ", ".join(f"{r:,} Hz: {n:,} files" for r, n in zip(*counts)))
-        other = [f"{paths[i]}: {rates[i]} Hz" for i in np.nonzero((rates > 0) & (rates != cfg.sample_rate))[0]]
-        if other:
-            report.add(False, f"{len(other):,} file(s) not at {cfg.sample_rate} Hz will be resampled on load", other)
-    _overlap(report, utterances, trial_names, trial_paths, trials_path, allow_overlap)
+    lists = _read_lists(report, root, train, trials, cfg.max_utterances)
+    banks = _find_banks(report, root, noise_dir, rir_dir)
+    trial_paths = [resolve(root, name) for name in lists.trial_names]
+    paths = list(dict.fromkeys([*lists.train_paths, *trial_paths, *(f for bank in banks for f in bank.files)]))
+    opened = _Opened(paths, *check_files(paths, workers or os.cpu_count() or 1, progress))
+    report.files_checked = len(paths)
+    _check_training(report, lists, opened, cfg)
+    _check_trials(report, lists, trial_paths, opened)
+    for bank in banks:
+        _summarise_bank(report, bank, opened, cfg)
+    _check_rates(report, opened, cfg.sample_rate)
+    _overlap(report, lists, trial_paths, allow_overlap)
     return report
 
 
-def _summarise_bank(report: CheckReport, label: str, folder: str, files: list[str], index: dict[str, int],
-                    seconds: np.ndarray, errors: dict[int, str], cfg: TrainConfig) -> None:
-    if not files:
+def _read_lists(report: CheckReport, root: str, train: str, trials: str, max_utterances: int) -> _Lists:
+    """Parse the lists as the trainer does (its first `max_utterances` utterances, 0 = all); a malformed list is
+    an error finding."""
+    lists = _Lists(resolve(root, train) if train else "", resolve(root, trials) if trials else "")
+    if lists.train_path:
+        try:
+            lists.utterances = read_train_manifest(lists.train_path, root)
+        except ManifestError as exc:
+            report.add(True, "malformed training list", [str(exc)])
+        if max_utterances:
+            lists.utterances = lists.utterances[:max_utterances]
+    if lists.trials_path:
+        try:
+            lists.trials = read_trials(lists.trials_path)
+        except ManifestError as exc:
+            report.add(True, "malformed trial list", [str(exc)])
+    report.utterances = len(lists.utterances)
+    report.speakers = len({u.speaker for u in lists.utterances if u.speaker is not None})
+    report.trials = len(lists.trials)
+    return lists
+
+
+def _find_banks(report: CheckReport, root: str, noise_dir: str, rir_dir: str) -> list[_Bank]:
+    """The noise and RIR folders given, with their audio files; a missing or empty folder is an error."""
+    banks = []
+    for label, folder in (("noise", noise_dir), ("rir", rir_dir)):
+        if not folder:
+            continue
+        path = Path(resolve(root, folder))
+        if not path.is_dir():
+            report.add(True, f"{label} folder {path} does not exist")
+            continue
+        banks.append(_Bank(label, str(path), [str(f) for f in audio_files(path)]))
+        if not banks[-1].files:
+            report.add(True, f"{label} folder {path} has no {'/'.join(AUDIO_SUFFIXES)} files")
+    return banks
+
+
+def _check_training(report: CheckReport, lists: _Lists, opened: _Opened, cfg: TrainConfig) -> None:
+    """Counts and durations of the training list; unusable files (an error when the trainer would refuse them),
+    files too short for two crops, duplicate entries."""
+    train_paths = lists.train_paths
+    if not train_paths:
         return
-    total = float(sum(seconds[index[f]] for f in files))
-    if label == "noise":
+    rows = np.fromiter((opened.index[p] for p in train_paths), dtype=np.int64, count=len(train_paths))
+    good = opened.seconds[rows][opened.rates[rows] > 0]
+    report.train_hours = float(good.sum()) / 3600
+    spread = (f"; {good.min():.1f} s min, {np.median(good):.1f} s median, {good.max():.1f} s max" if good.size else "")
+    report.summary.append(f"training list {lists.train_path}: {report.utterances:,} utterances, "
+                          f"{report.speakers:,} speakers, {_hours(good.sum())}{spread}")
+    unusable = np.isin(rows, np.fromiter(opened.errors, dtype=np.int64, count=len(opened.errors)))
+    if unusable.any():
+        n_bad = int(unusable.sum())
+        fraction = n_bad / len(train_paths)
+        stops = n_bad == len(train_paths) or fraction > cfg.max_bad_files
+        verdict = "the trainer refuses" if stops else "the trainer skips them"
+        report.add(stops, f"{n_bad:,} of {len(train_paths):,} training files ({fraction:.2%}) are unusable; "
+                          f"max_bad_files={cfg.max_bad_files:g}: {verdict}",
+                   [f"{opened.paths[i]}: {opened.errors[i]}" for i in np.unique(rows[unusable])])
+    distinct = np.unique(rows)
+    seconds = opened.seconds
+    short = distinct[(seconds[distinct] > 0) & (seconds[distinct] < 2 * cfg.crop_seconds)]
+    if short.size:
+        report.add(False, f"{short.size:,} training file(s) shorter than two {cfg.crop_seconds:g} s views will be "
+                          "wrap-padded", [f"{opened.paths[i]}: {seconds[i]:.2f} s" for i in short])
+    duplicates = len(train_paths) - len(set(train_paths))
+    if duplicates:
+        report.add(False, f"{duplicates:,} duplicate path(s) in the training list {lists.train_path}")
+
+
+def _check_trials(report: CheckReport, lists: _Lists, trial_paths: list[str], opened: _Opened) -> None:
+    """Counts and duration of the trial list; any unusable trial file is an error."""
+    if not lists.trials:
+        return
+    targets = sum(t.label for t in lists.trials)
+    total = sum(opened.seconds[opened.index[p]] for p in trial_paths)
+    report.trial_hours = float(total) / 3600
+    report.summary.append(f"trial list {lists.trials_path}: {len(lists.trials):,} trials ({targets:,} target, "
+                          f"{len(lists.trials) - targets:,} non-target), {len(trial_paths):,} files, {_hours(total)}")
+    bad = opened.unusable(trial_paths)
+    if bad:
+        report.add(True, f"{len(bad):,} trial file(s) are unusable: evaluation reads every one", bad)
+
+
+def _check_rates(report: CheckReport, opened: _Opened, sample_rate: int) -> None:
+    """The sample rates found; files at another rate than the trainer's are resampled on load."""
+    if not opened.paths:
+        return
+    rates = opened.rates
+    counts = np.unique(rates[rates > 0], return_counts=True)
+    report.summary.append("sample rates: " + ", ".join(f"{r:,} Hz: {n:,} files" for r, n in zip(*counts)))
+    other = [f"{opened.paths[i]}: {rates[i]} Hz" for i in np.nonzero((rates > 0) & (rates != sample_rate))[0]]
+    if other:
+        report.add(False, f"{len(other):,} file(s) not at {sample_rate} Hz will be resampled on load", other)
+
+
+def _summarise_bank(report: CheckReport, bank: _Bank, opened: _Opened, cfg: TrainConfig) -> None:
+    """Files and durations of a noise (per MUSAN category) or RIR folder, the memory the trainer's bank takes;
+    any unusable file, or an empty category folder, is an error."""
+    if not bank.files:
+        return
+    seconds = {f: float(opened.seconds[opened.index[f]]) for f in bank.files}
+    total = sum(seconds.values())
+    if bank.label == "noise":
         parts = []
         for category in MUSAN_SNR_DB:
-            members = [f for f in files if f.startswith(f"{folder}/{category}/")]
+            members = [f for f in bank.files if f.startswith(f"{bank.folder}/{category}/")]
             if members:
-                parts.append(f"{category} {len(members):,} files, {_hours(sum(seconds[index[f]] for f in members))}")
-            elif Path(folder, category).is_dir():
-                report.add(True, f"noise category folder {folder}/{category} has no audio files: the trainer refuses it")
-        bank = total * cfg.sample_rate * 4
-        what = "; ".join(parts) or f"{len(files):,} files, {_hours(total)}"
+                parts.append(f"{category} {len(members):,} files, {_hours(sum(seconds[f] for f in members))}")
+            elif Path(bank.folder, category).is_dir():
+                report.add(True, f"noise category folder {bank.folder}/{category} has no audio files: the trainer "
+                                 "refuses it")
+        size = total * cfg.sample_rate * 4
+        what = "; ".join(parts) or f"{len(bank.files):,} files, {_hours(total)}"
     else:  # RirBank keeps at most 1.5 s of each and pads them all to the longest
-        longest = min(RIR_SECONDS_IN_BANK, max(float(seconds[index[f]]) for f in files))
-        bank = len(files) * longest * cfg.sample_rate * 4
-        what = f"{len(files):,} files, {total / len(files):.2f} s mean"
-    report.summary.append(f"{label} {folder}: {what}; the trainer holds it as {bank / 2**30:.2f} GiB float32 per device")
-    bad = [f"{f}: {errors[index[f]]}" for f in files if index[f] in errors]
+        longest = min(RIR_SECONDS_IN_BANK, max(seconds.values()))
+        size = len(bank.files) * longest * cfg.sample_rate * 4
+        what = f"{len(bank.files):,} files, {total / len(bank.files):.2f} s mean"
+    report.summary.append(f"{bank.label} {bank.folder}: {what}; the trainer holds it as {size / 2**30:.2f} GiB "
+                          "float32 per device")
+    bad = opened.unusable(bank.files)
     if bad:
-        report.add(True, f"{len(bad):,} {label} file(s) are unusable: the trainer loads every one", bad)
+        report.add(True, f"{len(bad):,} {bank.label} file(s) are unusable: the trainer loads every one", bad)
 
 
-def _overlap(report: CheckReport, utterances: list, trial_names: list[str], trial_paths: list[str],
-             trials_path: str, allow_overlap: bool) -> None:
+def _overlap(report: CheckReport, lists: _Lists, trial_paths: list[str], allow_overlap: bool) -> None:
     """Training speakers named by a folder of a trial path, and training files that are trial files."""
-    if not utterances or not trial_names:
+    if not lists.utterances or not lists.trials:
         return
     example: dict[str, str] = {}
-    for name in trial_names:
+    for name in lists.trial_names:
         for part in _directories(name):
             example.setdefault(part, name)
-    speakers = sorted({u.speaker for u in utterances if u.speaker is not None} & set(example))
+    speakers = sorted({u.speaker for u in lists.utterances if u.speaker is not None} & set(example))
     if speakers:
         report.add(not allow_overlap,
-                   f"{len(speakers):,} training speaker(s) also appear in the trial list {trials_path} (as a folder "
-                   "of a trial path): the EER would be measured on training speakers",
+                   f"{len(speakers):,} training speaker(s) also appear in the trial list {lists.trials_path} (as a "
+                   "folder of a trial path): the EER would be measured on training speakers",
                    [f"{s}: e.g. {example[s]}" for s in speakers])
-    shared = sorted({u.path for u in utterances} & set(trial_paths))
+    shared = sorted(set(lists.train_paths) & set(trial_paths))
     if shared:
         report.add(not allow_overlap, f"{len(shared):,} training file(s) are also trial files", shared)

@@ -169,8 +169,17 @@ def prepare_voxceleb(
     files1 = scan(speakers1, ".wav", workers)
     n_vox1 = sum(map(len, files1.values()))
     summary.lines.append(f"VoxCeleb1 in {vox1}: {_count((len(files1), n_vox1), FULL_SIZES['vox1'])}")
+    test_speakers = _write_trial_lists(vox1, out, files1, [*(trials_dirs or []), vox1, vox1 / "meta", vox1.parent],
+                                       summary)
+    _write_vox1_train(out, speakers1, files1, test_speakers, summary)
+    if vox2 is not None:
+        _prepare_vox2(vox2, out, set(speakers1), workers, progress, log, summary)
+    return summary
 
-    folders = [*(trials_dirs or []), vox1, vox1 / "meta", vox1.parent]
+
+def _write_trial_lists(vox1: Path, out: Path, files1: dict[str, list[str]], folders: list[Path],
+                       summary: VoxCelebSummary) -> set[str]:
+    """Write the official trial lists found in `folders` (VoxCeleb1-O required); the VoxCeleb1-O speakers."""
     lists, uncleaned = find_trial_lists(folders)
     if "O" not in lists:
         hint = f" (found the uncleaned {uncleaned['O']}: the paper uses the cleaned list)" if "O" in uncleaned else ""
@@ -200,7 +209,12 @@ def prepare_voxceleb(
     for kind in OFFICIAL_TRIALS:
         if kind not in lists:
             summary.lines.append(f"VoxCeleb1-{kind}: {OFFICIAL_TRIALS[kind]} not found, {TRIAL_LISTS[kind]} not written")
+    return test_speakers
 
+
+def _write_vox1_train(out: Path, speakers1: dict[str, Path], files1: dict[str, list[str]], test_speakers: set[str],
+                      summary: VoxCelebSummary) -> None:
+    """Link every VoxCeleb1 speaker folder into `out`; list the ones that are not test speakers for training."""
     for speaker, folder in speakers1.items():
         link_folder(out / VOX1_DIR / speaker, folder)
     train1 = [(f"{VOX1_DIR}/{s}/{name}", s) for s in files1 if s not in test_speakers for name in files1[s]]
@@ -211,10 +225,6 @@ def prepare_voxceleb(
                              f"without the {len(test_speakers)} VoxCeleb1-O speakers)")
     else:
         summary.lines.append(f"{VOX1_TRAIN} not written: every VoxCeleb1 speaker found is a VoxCeleb1-O test speaker")
-
-    if vox2 is not None:
-        _prepare_vox2(vox2, out, set(speakers1), workers, progress, log, summary)
-    return summary
 
 
 def _prepare_vox2(
@@ -252,10 +262,15 @@ def _prepare_vox2(
     n_spk = len({s for _, s in rows})
     summary.lines.append(f"{VOX2_TRAIN}: {_count((n_spk, len(rows)), FULL_SIZES['vox2'])} from {vox2}")
     if summary.conversion is not None:
-        c = summary.conversion
-        summary.lines.append(f"conversion: {c.converted:,} converted, {c.skipped:,} already done, {len(c.failed):,} failed")
-        summary.lines += [f"  failed: {line}" for line in c.failed[:20]]
-        if len(c.failed) > 20:
-            summary.lines.append(f"  ... and {len(c.failed) - 20} more")
-        if c.failed:
-            summary.lines.append(f"{VOX2_TRAIN} leaves the failed files out; run the command again to retry them")
+        summary.lines += _conversion_lines(summary.conversion)
+
+
+def _conversion_lines(c: ConversionReport) -> list[str]:
+    """Counts of the VoxCeleb2 conversion and its first 20 failures."""
+    lines = [f"conversion: {c.converted:,} converted, {c.skipped:,} already done, {len(c.failed):,} failed"]
+    lines += [f"  failed: {line}" for line in c.failed[:20]]
+    if len(c.failed) > 20:
+        lines.append(f"  ... and {len(c.failed) - 20} more")
+    if c.failed:
+        lines.append(f"{VOX2_TRAIN} leaves the failed files out; run the command again to retry them")
+    return lines

@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from study.launch.code_fingerprint import PACKAGES
+
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 LOCAL_ENV = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
 WORKER_ENV = {"RAY_TRAIN_HEALTH_CHECK_INTERVAL_S": "0.5", "RAY_TRAIN_ENABLE_PRINT_PATCH": "0"}
@@ -78,14 +80,12 @@ def connect(address: str | None, env: dict[str, str], log: Callable[[str], None]
     if address is None:
         os.environ.update(LOCAL_ENV)
     os.environ.setdefault("RAY_DEDUP_LOGS", "0")  # keep every trial's progress lines (read when Ray is imported)
-    import ray
+    import ray  # heavy, and must come after the environment above: Ray reads it when imported
 
     runtime_env: dict[str, Any] = {"env_vars": env}
     if address is None:
         ray.init(address="local", runtime_env=runtime_env, dashboard_host="127.0.0.1", log_to_driver=True)
     else:
-        from study.launch.code_fingerprint import PACKAGES
-
         runtime_env["py_modules"] = [importlib.import_module(name) for name in PACKAGES]
         ray.init(address=address, runtime_env=runtime_env, log_to_driver=True)
     return describe(address or "local", address is None)
@@ -93,7 +93,7 @@ def connect(address: str | None, env: dict[str, str], log: Callable[[str], None]
 
 def describe(address: str, local: bool) -> Cluster:
     """The alive nodes and total CPUs/GPUs of the connected cluster."""
-    import ray
+    import ray  # heavy: ray (imported by `connect` first, after its environment)
 
     nodes = [
         {"id": n["NodeID"], "ip": n["NodeManagerAddress"], "cpus": n["Resources"].get("CPU", 0.0),
@@ -109,7 +109,7 @@ def describe(address: str, local: bool) -> Cluster:
 
 def disconnect() -> None:
     """Shut down the local instance (and whatever a failed start left), or leave the cluster."""
-    import ray
+    import ray  # heavy: ray
 
     ray.shutdown()
 
@@ -117,7 +117,7 @@ def disconnect() -> None:
 def local_resources() -> tuple[float, float]:
     """(CPUs, GPUs) a local instance would have, without starting it (for --dry-run)."""
     try:
-        import torch
+        import torch  # heavy: torch, for --dry-run only
 
         gpus = float(torch.cuda.device_count())
     except Exception:  # a broken CUDA setup counts as no GPU

@@ -57,7 +57,7 @@ def describe(found: Mapping[str, str]) -> str:
 def node_fingerprints(nodes: Sequence[Mapping[str, Any]], timeout: float = 180.0) -> dict[str, dict[str, str]]:
     """The fingerprint of every node (by IP; `nodes` as in `study.launch.cluster.Cluster.nodes`), each from a task pinned
     to that node: it imports this module, and so the packages, the way a trial on that node would."""
-    import ray
+    import ray  # heavy: ray; the fingerprint itself (what the nodes import) runs without it
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
     task = ray.remote(num_cpus=0, max_retries=0)(fingerprint)

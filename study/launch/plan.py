@@ -52,16 +52,13 @@ class Plan:
 
     @property
     def searched(self) -> tuple[str, ...]:
-        """The config keys that differ between trials."""
-        if self.study.grid:
-            keys = {k for point in self.study.grid for k in point}
-            return tuple(sorted(keys | ({"seed"} if self.seeds or self.study.seeds else set())))
-        return tuple(p.name for p in self.study.search_for(self.profile))
+        """The config keys that differ between trials (`Study.searched_keys`)."""
+        return self.study.searched_keys(self.profile, self.seeds)
 
     @property
     def conditions(self) -> dict[str, dict[str, Any]]:
         """For conditional searched keys: the values of other keys under which they apply."""
-        return {p.name: dict(p.when) for p in self.study.search_for(self.profile) if p.when}
+        return self.study.conditions(self.profile)
 
     def describe(self) -> str:
         """The plan as text (`--dry-run`)."""
@@ -73,10 +70,8 @@ class Plan:
             f"metric      {study.metric} ({'minimised' if study.mode == 'min' else 'maximised'})",
         ]
         if study.grid:
-            from study.launch.search import grid_points
-
             lines.append(f"trials      {self.num_samples}: the exact grid")
-            lines += [f"  - {point}" for point in grid_points(study, self.seeds)]
+            lines += [f"  - {point}" for point in study.grid_points(self.seeds)]
         else:
             lines.append(f"trials      {self.num_samples}, Optuna TPE (seed {study.searcher_seed})")
             for param in study.search_for(self.profile):
@@ -105,8 +100,7 @@ def build_plan(
     seeds: Sequence[int] = (),
 ) -> Plan:
     """Validate the launch's configuration (no Ray needed): the base config, overrides and trial count."""
-    searched = {p.name for p in study.search_for(profile)} | {k for point in study.grid for k in point}
-    clash = sorted(set(overrides) & searched)
+    clash = sorted(set(overrides) & set(study.searched_keys(profile)))
     if clash:
         raise PlanError(f"{', '.join(clash)} is searched by study {study.name}; --set can only change fixed values")
     if seeds and not study.grid:
@@ -119,9 +113,7 @@ def build_plan(
         base = build_config(profile, {**study.fixed_for(profile), **data, **overrides})
     except ConfigError as error:
         raise PlanError(str(error)) from None
-    count = num_samples if num_samples is not None else study.samples_for(profile)
-    if study.grid and seeds:
-        count = len(study.grid) * len(seeds)
+    count = num_samples if num_samples is not None else study.samples_for(profile, seeds)
     if count < 1:
         raise PlanError("--num-samples must be at least 1")
     return Plan(study=study, profile=profile, base=base.to_dict(), num_samples=count, seeds=tuple(seeds), overrides=dict(overrides))

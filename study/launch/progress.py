@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
-from search_spaces import Reference
+from search_spaces import Reference, describe_config, matching_reference
 
 
 @dataclass
@@ -30,16 +30,12 @@ class TrialOutcome:
         return self.error is None and not self.finished and bool(self.metrics)
 
 
-def describe_config(config: Mapping[str, Any], keys: Sequence[str], conditions: Mapping[str, Mapping[str, Any]] | None = None) -> str:
-    """`key=value` for the searched keys of a trial, leaving out conditional ones that do not apply to it."""
-    shown = [k for k in keys if all(config.get(a) == b for a, b in (conditions or {}).get(k, {}).items())]
-    return ", ".join(f"{k}={config[k]:.4g}" if isinstance(config.get(k), float) else f"{k}={config.get(k)}" for k in shown)
-
-
 def progress_callback(total: int, epochs: int, searched: Sequence[str], conditions: Mapping[str, Mapping[str, Any]],
-                      metric: str, log: Callable[[str], None] = print):
-    """A Tune callback printing a line when a trial starts, reports an evaluation, finishes or fails."""
-    from ray import tune
+                      metric: str, log: Callable[[str], None] | None = None):
+    """A Tune callback printing a line (`log`, default print) when a trial starts, reports an evaluation,
+    finishes or fails. `print` is looked up when a line is written, not bound here: Tune pickles the callback,
+    and Ray may have replaced `builtins.print` in between, which pickle refuses."""
+    from ray import tune  # heavy: ray; the summary and its tests run without it
 
     class Progress(tune.Callback):
         def __init__(self):
@@ -51,7 +47,7 @@ def progress_callback(total: int, epochs: int, searched: Sequence[str], conditio
 
         def _line(self, text: str) -> None:
             elapsed = int(time.monotonic() - self.started)
-            log(f"[{elapsed // 60:02d}:{elapsed % 60:02d}] {text}")
+            (log or print)(f"[{elapsed // 60:02d}:{elapsed % 60:02d}] {text}")
 
         def on_trial_start(self, iteration, trials, trial, **info):
             self._line(f"trial {trial.trial_id} started: {describe_config(trial.config, searched, conditions)}")
@@ -90,14 +86,6 @@ def best(trials: Sequence[TrialOutcome], metric: str, mode: str) -> TrialOutcome
         return None
     sign = 1 if mode == "min" else -1
     return min(scored, key=lambda t: sign * float(t.metrics[metric]))
-
-
-def matching_reference(config: Mapping[str, Any], references: Sequence[Reference]) -> Reference | None:
-    """The paper row whose defining values all equal the trial's config."""
-    for ref in references:
-        if all(_same(config.get(k), v) for k, v in ref.config.items()):
-            return ref
-    return None
 
 
 def summary(
@@ -141,9 +129,3 @@ def summary(
 
 def _finite(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-
-
-def _same(a: Any, b: Any) -> bool:
-    if isinstance(a, float) or isinstance(b, float):
-        return _finite(a) and _finite(b) and math.isclose(float(a), float(b), rel_tol=1e-9, abs_tol=1e-12)
-    return a == b

@@ -6,7 +6,10 @@ where they apply; TPE is seeded, multivariate and grouped. Grids run each point 
 
 from __future__ import annotations
 
+import warnings
 from typing import Any, Mapping, Sequence
+
+import optuna
 
 from search_spaces import Choice, Float, Int, Param, Study
 
@@ -40,32 +43,22 @@ def suggest(trial, param: Param) -> Any:
 def param_space(study: Study, base: Mapping[str, Any], seeds: Sequence[int] = ()) -> dict[str, Any]:
     """The Tune param space: every config field fixed at `base`, grid keys as choices (their points are given
     to the searcher), searched keys left to Optuna."""
-    from ray import tune
+    from ray import tune  # heavy: ray; planning and --dry-run run without it
 
     space = dict(base)
     if study.grid:
-        for key, values in _grid_values(grid_points(study, seeds)).items():
+        for key, values in _grid_values(study.grid_points(seeds)).items():
             space[key] = tune.choice(values)
     return space
-
-
-def grid_points(study: Study, seeds: Sequence[int] = ()) -> list[dict[str, Any]]:
-    """The study's grid, crossed with `seeds` when given (else the study's own seeds)."""
-    if seeds:
-        study = _with_seeds(study, tuple(seeds))
-    return study.grid_points()
 
 
 def searcher(study: Study, profile: str, num_samples: int, seeds: Sequence[int] = ()):
     """The Tune search algorithm: OptunaSearch (seeded TPE) for searched studies, the exact grid otherwise."""
     if study.grid:
-        from ray.tune.search.basic_variant import BasicVariantGenerator
+        from ray.tune.search.basic_variant import BasicVariantGenerator  # heavy: ray
 
-        return BasicVariantGenerator(points_to_evaluate=grid_points(study, seeds))
-    import warnings
-
-    import optuna
-    from ray.tune.search.optuna import OptunaSearch
+        return BasicVariantGenerator(points_to_evaluate=study.grid_points(seeds))
+    from ray.tune.search.optuna import OptunaSearch  # heavy: ray
 
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)  # `group` is "experimental"
 
@@ -88,7 +81,7 @@ def scheduler(study: Study, profile: str, max_epochs: int):
     asha = study.early_stopping_for(profile)
     if asha is None:
         return None
-    from ray.tune.schedulers import ASHAScheduler
+    from ray.tune.schedulers import ASHAScheduler  # heavy: ray
 
     return ASHAScheduler(
         time_attr="epoch", max_t=max_epochs, grace_period=asha.grace_period, reduction_factor=asha.reduction_factor
@@ -102,9 +95,3 @@ def _grid_values(points: Sequence[Mapping[str, Any]]) -> dict[str, list[Any]]:
             if value not in values.setdefault(key, []):
                 values[key].append(value)
     return values
-
-
-def _with_seeds(study: Study, seeds: tuple[int, ...]) -> Study:
-    from dataclasses import replace
-
-    return replace(study, seeds=seeds)

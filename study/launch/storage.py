@@ -15,7 +15,10 @@ from pathlib import Path
 from typing import Sequence
 from urllib.parse import urlparse
 
+import pyarrow.fs
+
 from study.launch.cluster import is_loopback
+from study.tracking.store import store_path
 
 SHARED_FILESYSTEMS = {
     "nfs", "nfs4", "cifs", "smb3", "smbfs", "lustre", "gpfs", "beegfs", "ceph", "glusterfs", "fuse.glusterfs",
@@ -95,8 +98,6 @@ def spans_machines(node_ips: Sequence[str]) -> bool:
 def check_cluster_storage(storage: str, tracking_uri: str, node_ips: Sequence[str], assume_shared: bool) -> None:
     """Raise StorageError, naming what to use instead, when the results storage or the MLflow store is not
     reachable from every node of a multi-node cluster (`node_ips`: one entry per node)."""
-    from study.tracking.store import store_path
-
     if len(node_ips) <= 1:
         return
     problems = []
@@ -133,9 +134,7 @@ def check_cluster_storage(storage: str, tracking_uri: str, node_ips: Sequence[st
 
 def write_text(location: str, text: str) -> None:
     """Write a small text file at a local path or storage URI (folders created)."""
-    import pyarrow.fs
-
-    fs, path = pyarrow.fs.FileSystem.from_uri(location if is_uri(location) else str(Path(location).resolve()))
+    fs, path = _filesystem(location)
     fs.create_dir(path.rsplit("/", 1)[0], recursive=True)
     with fs.open_output_stream(path) as stream:
         stream.write(text.encode())
@@ -143,20 +142,21 @@ def write_text(location: str, text: str) -> None:
 
 def read_text(location: str) -> str:
     """Read a small text file from a local path or storage URI."""
-    import pyarrow.fs
-
-    fs, path = pyarrow.fs.FileSystem.from_uri(location if is_uri(location) else str(Path(location).resolve()))
+    fs, path = _filesystem(location)
     with fs.open_input_stream(path) as stream:
         return stream.read().decode()
 
 
 def subfolders(location: str, prefix: str) -> list[str]:
     """Names of the folders directly in `location` (a path or URI) that start with `prefix`, sorted."""
-    import pyarrow.fs
-
-    fs, path = pyarrow.fs.FileSystem.from_uri(location if is_uri(location) else str(Path(location).resolve()))
+    fs, path = _filesystem(location)
     try:
         infos = fs.get_file_info(pyarrow.fs.FileSelector(path, allow_not_found=True))
     except (FileNotFoundError, OSError):
         return []
     return sorted(i.base_name for i in infos if i.type == pyarrow.fs.FileType.Directory and i.base_name.startswith(prefix))
+
+
+def _filesystem(location: str):
+    """The pyarrow filesystem of a local path or storage URI, and the path in it."""
+    return pyarrow.fs.FileSystem.from_uri(location if is_uri(location) else str(Path(location).resolve()))

@@ -2,7 +2,8 @@
 
 The driver calls `start_parent_run` before any trial starts. Rank 0 of each trial calls `start_trial_run` and
 then `log_epoch` / `finish` on what it returns. A child run is identified by its `trial_id` tag under the
-parent run, so a resumed trial continues its run.
+parent run, so a resumed trial continues its run. Where runs go is a `TrackingSettings` (one launch) or a
+`TrialTracking` (one trial).
 """
 
 from __future__ import annotations
@@ -13,11 +14,11 @@ import time
 from pathlib import Path
 from typing import Any, Mapping
 
-import mlflow
 import numpy as np
 from mlflow.entities import Metric, Param, RunTag
 
 from study.tracking.provenance import data_fingerprint
+from study.tracking.settings import TrackingSettings, TrialTracking
 from study.tracking.store import client
 from trainables.config import TrainConfig
 
@@ -49,19 +50,19 @@ def finish_parent_run(uri: str, run_id: str, metrics: Mapping[str, float], statu
     mlflow_client.set_terminated(run_id, status=status)
 
 
-def find_trial_run(tracking: Mapping[str, Any], trial_id: str):
+def find_trial_run(tracking: TrackingSettings, trial_id: str):
     """The child run of `trial_id` under the launch's parent run, or None."""
-    runs = client(tracking["tracking_uri"]).search_runs(
-        [tracking["experiment_id"]],
-        filter_string=f"tags.`{PARENT_TAG}` = '{tracking['parent_run_id']}' and tags.{TRIAL_TAG} = '{trial_id}'",
+    runs = client(tracking.tracking_uri).search_runs(
+        [tracking.experiment_id],
+        filter_string=f"tags.`{PARENT_TAG}` = '{tracking.parent_run_id}' and tags.{TRIAL_TAG} = '{trial_id}'",
         max_results=2,
     )
     return runs[0] if runs else None
 
 
-def finished_trial_metrics(tracking: Mapping[str, Any], trial_id: str) -> dict[str, float] | None:
+def finished_trial_metrics(tracking: TrackingSettings | None, trial_id: str) -> dict[str, float] | None:
     """The final metrics of `trial_id` when its child run already finished (a resumed launch skips it), else None."""
-    if not tracking:
+    if tracking is None:
         return None
     run = find_trial_run(tracking, trial_id)
     if run is None or run.info.status != "FINISHED":
@@ -69,23 +70,23 @@ def finished_trial_metrics(tracking: Mapping[str, Any], trial_id: str) -> dict[s
     return dict(run.data.metrics)
 
 
-def log_checkpoint_reference(tracking: Mapping[str, Any], trial_id: str, reference: Mapping[str, Any]) -> None:
+def log_checkpoint_reference(tracking: TrackingSettings, trial_id: str, reference: Mapping[str, Any]) -> None:
     """Attach where the trial's final checkpoint is (Ray Train storage) to its child run."""
     run = find_trial_run(tracking, trial_id)
     if run is None:
         return
-    mlflow_client = client(tracking["tracking_uri"])
+    mlflow_client = client(tracking.tracking_uri)
     mlflow_client.log_dict(run.info.run_id, dict(reference), CHECKPOINT_ARTIFACT)
     if reference.get("checkpoint"):
         mlflow_client.set_tag(run.info.run_id, "checkpoint", str(reference["checkpoint"]))
 
 
-def close_trial_run(tracking: Mapping[str, Any], trial_id: str, status: str, tags: Mapping[str, str] = ()) -> None:
+def close_trial_run(tracking: TrackingSettings, trial_id: str, status: str, tags: Mapping[str, str] = ()) -> None:
     """Set the final status of a child run its worker could not close (stopped early, failed, killed)."""
     run = find_trial_run(tracking, trial_id)
     if run is None:
         return
-    mlflow_client = client(tracking["tracking_uri"])
+    mlflow_client = client(tracking.tracking_uri)
     for key, value in dict(tags).items():
         mlflow_client.set_tag(run.info.run_id, key, str(value))
     if run.info.status == "RUNNING":
@@ -123,24 +124,24 @@ class TrialRun:
         self.client.set_terminated(self.run_id, status="FINISHED")
 
 
-def start_trial_run(tracking: Mapping[str, Any], cfg: TrainConfig, paths: Mapping[str, Any]) -> TrialRun:
+def start_trial_run(trial: TrialTracking, cfg: TrainConfig, paths: Mapping[str, Any]) -> TrialRun:
     """Open (or, for a resumed trial, reopen) the trial's child run and log params, tags and the resolved config."""
-    mlflow_client = client(tracking["tracking_uri"])
-    trial_id = tracking["trial_id"]
-    found = find_trial_run(tracking, trial_id)
+    launch = trial.launch
+    mlflow_client = client(launch.tracking_uri)
+    found = find_trial_run(launch, trial.trial_id)
     tags = {
-        STUDY_TAG: tracking["study"],
-        TRIAL_TAG: trial_id,
-        "git_commit": tracking.get("git_commit", "unknown"),
+        STUDY_TAG: launch.study,
+        TRIAL_TAG: trial.trial_id,
+        "git_commit": launch.git_commit,
         "data_fingerprint": data_fingerprint(paths),
-        "world_size": str(tracking.get("world_size", 1)),
-        "worker_nodes": ",".join(tracking.get("worker_nodes", [])),
+        "world_size": str(trial.world_size),
+        "worker_nodes": ",".join(trial.worker_nodes),
         "embedded_data": str(bool(paths.get("embedded"))).lower(),
     }
     if found is None:
         run = mlflow_client.create_run(
-            tracking["experiment_id"],
-            tags={PARENT_TAG: tracking["parent_run_id"], RUN_NAME_TAG: tracking.get("run_name", trial_id), **tags},
+            launch.experiment_id,
+            tags={PARENT_TAG: launch.parent_run_id, RUN_NAME_TAG: trial.run_name or trial.trial_id, **tags},
         )
         run_id, last_epoch = run.info.run_id, 0
         _log_params(mlflow_client, run_id, cfg.to_dict())
@@ -163,12 +164,3 @@ def _log_params(mlflow_client, run_id: str, params: Mapping[str, Any]) -> None:
 
 def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool) and math.isfinite(float(value))
-
-
-def trial_runs(uri: str, experiment_id: str, parent_run_id: str):
-    """The child runs of a launch as a pandas DataFrame (mlflow.search_runs), one row per trial."""
-    mlflow.set_tracking_uri(uri)
-    return mlflow.search_runs(
-        experiment_ids=[experiment_id], filter_string=f"tags.`{PARENT_TAG}` = '{parent_run_id}'", output_format="pandas"
-    )
-

@@ -11,6 +11,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+import mlflow
 import pytest
 
 from tests.study.processes import stop_tree
@@ -62,8 +63,6 @@ def store(tmp_path_factory) -> Store:
 @pytest.fixture
 def mlflow_runs(store):
     """The study's child runs, read with MLflow directly (independently of analysis.runs)."""
-    import mlflow
-
     mlflow.set_tracking_uri(store.uri)
     runs = mlflow.search_runs(experiment_names=[store.study], output_format="pandas")
     return runs[runs["tags.mlflow.parentRunId"].notna()].reset_index(drop=True)

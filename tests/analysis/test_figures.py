@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from analysis.__main__ import main
-from analysis.runs import SCORES_ARTIFACT, load_runs, mlflow_client
+from analysis.runs import SCORES_ARTIFACT, load_runs
+from study.tracking.store import client
 
 pytestmark = pytest.mark.slow
 STEMS = ("eer_vs_margin", "det", "score_histograms", "learning_curves")
@@ -30,7 +31,7 @@ def test_figures_are_non_empty_png_and_pdf_files_logged_to_the_parent_run(store,
         assert pdf.startswith(b"%PDF") and len(pdf) > 5_000
     runs = load_runs(store.study, store.uri)
     parent = runs.latest_launch["parent_run_id"]
-    logged = {Path(a.path).name for a in mlflow_client(store.uri).list_artifacts(parent, "figures")}
+    logged = {Path(a.path).name for a in client(store.uri).list_artifacts(parent, "figures")}
     assert expected <= logged
     assert f"figures logged to parent run {parent}" in capsys.readouterr().err
 

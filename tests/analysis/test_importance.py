@@ -46,6 +46,31 @@ def test_a_conditional_param_is_evaluated_where_it_applies():
     assert np.isnan(table.loc["symmetric", "all runs (n=40)"])
 
 
+def full_search_runs(n: int = 60, seed: int = 0) -> pd.DataFrame:
+    """Runs of full_search (cpu budget) whose EER, for MoCo, depends on the momentum only."""
+    rng = np.random.default_rng(seed)
+    frame = synthetic_runs(n, seed)
+    moco = frame["framework"] == "moco"
+    frame["symmetric"] = np.where(moco, True, np.arange(n) % 2 == 0)
+    frame["queue_size"] = np.where(moco, rng.choice([256, 512, 1024], n), 64)
+    frame["momentum"] = np.where(moco, np.exp(rng.uniform(np.log(0.9), np.log(0.999), n)), 0.999)
+    frame["eer"] = np.where(moco, 10 + 200 * (0.999 - frame["momentum"]), frame["eer"]) + rng.normal(0, 0.01, n)
+    return frame
+
+
+def test_every_searched_param_gets_an_importance_moco_ones_within_moco_runs():
+    study = search_spaces.load("full_search")
+    frame = full_search_runs()
+    found = scopes(study, frame, "cpu")
+    assert found[-1] == ("framework=moco", {"framework": "moco"}, ["margin", "temperature", "queue_size", "momentum"])
+    table, notes = importances(study, frame, profile="cpu")
+    moco = next(c for c in table.columns if c.startswith("framework=moco"))
+    assert notes == [] and {"queue_size", "momentum"} <= set(table.index)
+    assert table.loc[["queue_size", "momentum"], moco].notna().all()
+    assert table[moco].idxmax() == "momentum"
+    assert table.loc[["queue_size", "momentum"], "all runs (n=60)"].isna().all()  # they apply to MoCo runs only
+
+
 def test_distributions_are_the_study_domains_widened_to_what_was_run():
     study = search_spaces.load("margin_sweep")
     frame = synthetic_runs().assign(margin=0.7)  # e.g. a launch with a wider range

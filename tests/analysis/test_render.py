@@ -7,8 +7,7 @@ import math
 
 import pandas as pd
 
-from analysis.render import latex, latex_text, markdown, render
-from analysis.tables import Table, mean_std, number
+from analysis.render import Table, latex, latex_text, markdown, mean_std, number, render
 
 
 def small_table() -> Table:

@@ -10,6 +10,7 @@ import pytest
 import soundfile as sf
 import torch
 
+from trainables.audio import audio_files
 from trainables.augment import MUSAN_SNR_DB, Augmenter, NoiseBank, RirBank
 
 SR = 16000
@@ -198,6 +199,14 @@ def test_rir_folder_loads_truncates_and_normalises(tmp_path):
     assert bank.lengths.tolist() == [1000, 2000]  # sorted: b.flac, room/a.wav
     assert bank.peaks.tolist() == [5, 20]
     torch.testing.assert_close(bank.rirs.norm(dim=1), torch.ones(2))
+
+
+def test_banks_take_every_wav_and_flac_below_the_folder_in_path_order(tmp_path):
+    for name in ("b/x.WAV", "a-b/y.flac", "a/z.wav", "a/notes.txt", "a/sub.wav/k.flac"):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).touch()
+    expected = ["a/sub.wav/k.flac", "a/z.wav", "a-b/y.flac", "b/x.WAV"]  # by path components: "a" before "a-b"
+    assert audio_files(tmp_path) == [tmp_path / name for name in expected]
 
 
 @pytest.mark.skipif(

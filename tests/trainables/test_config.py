@@ -2,7 +2,12 @@
 
 import pytest
 
-from trainables.config import PROFILES, ConfigError, TrainConfig, build_config, lr_at_epoch, parse_override
+from trainables.config import PROFILES, ConfigError, TrainConfig, build_config, parse_override
+
+
+def lr_at_epoch(lr: float, lr_decay: float, lr_decay_epochs: int, epoch: int) -> float:
+    """Step-decayed learning rate in force during 0-based `epoch`."""
+    return lr * lr_decay ** (epoch // lr_decay_epochs)
 
 
 def test_defaults_are_the_paper_setup():

@@ -251,6 +251,8 @@ def test_trivial_baseline_finds_speakers_but_not_trivially(tmp_path):
     generate_corpus(tmp_path / "c", **PROXY)
     eer = _baseline_eer(tmp_path / "c")
     print(f"trivial-baseline EER on a 16-speaker test set: {eer:.1%}")
+    # 26.7 % here. The audio is int16, so another CPU's float rounding moves a trial score by about 1e-7 and
+    # the EER by a trial or two at most (0.4 % each of 240 targets): the bound leaves 3.3 points.
     assert 0.10 < eer < 0.30
 
 
@@ -273,5 +275,5 @@ def test_default_corpus_is_fast_to_build_and_in_the_baseline_band(tmp_path):
     assert len((root / TRAIN_MANIFEST).read_text().splitlines()) - 1 == 64 * 8
     eer = _baseline_eer(root)
     print(f"default corpus: built in {seconds:.1f} CPU s, trivial-baseline EER {eer:.1%}")
-    assert seconds < 60
-    assert 0.15 <= eer <= 0.30
+    assert seconds < 60  # 13 CPU s on a 2.6 GHz Xeon (2026)
+    assert 0.15 <= eer <= 0.30  # 27.8 % here: 2.2 points, 19 of the 864 target trials

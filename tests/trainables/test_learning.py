@@ -1,19 +1,25 @@
 """The trainer learns speaker identity: real speech (speechocean762) and the embedded corpus.
 
 Slow (minutes): marked `slow`; CI runs them. The real-speech test needs ../shared/data and skips without it.
+Both train in fp32: bf16 autocast runs different kernels on each CPU (AMX, AVX-512 emulation, a plain
+fallback), and 25 bf16 epochs ended 4+ points of EER apart on two CPUs. In fp32 a CPU changes only the
+rounding order of sums, which still sends training down another path: each threshold is set against
+baselines computed in the same test (the same encoder untrained; trivial log-mel statistics) with a margin
+larger than the run-to-run spread measured here.
 """
 
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 
-from trainables.config import build_config
+from trainables.config import TrainConfig, build_config
+from trainables.data_paths import resolve_data
 from trainables.evaluation import TrialSet, evaluate, score_trials
 from trainables.features import LogMel
+from trainables.loop import Runtime, train
 from trainables.metrics import verification_metrics
-from trainables.worker import Runtime, build_framework, resolve_data, train
+from trainables.parts import build_framework
 
 EPOCHS_REAL = 25
 EPOCHS_EMBEDDED = 10
@@ -21,37 +27,63 @@ SHARED = Path(__file__).resolve().parents[2].parent / "shared" / "data"
 SPEECH = SHARED / "speechocean762"
 
 
-def log_mel_statistics_eer(trial_set: TrialSet) -> float:
-    """The trivial baseline: cosine of per-utterance mean and std of (un-normalised) log-mel energies."""
-    mel = LogMel().mel
+def log_mel_statistics_eer(trial_set: TrialSet, z_score: bool = False) -> float:
+    """The trivial baseline: cosine of per-utterance mean and std of (un-normalised) log-mel energies,
+    optionally z-scored per dimension over the list's utterances (the data README's two reference points)."""
+    frontend = LogMel()
     vectors = []
     for wave in trial_set.waves:
-        logmel = (mel(torch.from_numpy(wave).float()[None] / 32768) + 1e-6).log()[0]  # (40, frames)
-        v = torch.cat([logmel.mean(dim=1), logmel.std(dim=1)])
-        vectors.append(v / v.norm())
-    scores = score_trials(torch.stack(vectors), trial_set.enrol_index, trial_set.test_index)
+        logmel = frontend.log_energies(torch.from_numpy(wave).float()[None] / 32768)[0]  # (40, frames)
+        vectors.append(torch.cat([logmel.mean(dim=1), logmel.std(dim=1)]))  # (80,)
+    v = torch.stack(vectors)  # (U, 80)
+    if z_score:
+        v = (v - v.mean(dim=0)) / v.std(dim=0)
+    scores = score_trials(v / v.norm(dim=1, keepdim=True), trial_set.enrol_index, trial_set.test_index)
     return verification_metrics(scores, trial_set.labels)["eer"]
+
+
+def untrained_eer(cfg: TrainConfig, trial_set: TrialSet) -> float:
+    """EER of the encoder `train(cfg)` starts from (same seed, same evaluation)."""
+    model = build_framework(cfg)
+    if cfg.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    frontend = LogMel(cfg.sample_rate, cfg.n_mels, cfg.mel_window)
+    autocast = torch.bfloat16 if cfg.precision == "bf16" else None
+    return evaluate(trial_set, frontend, model.encoder, torch.device("cpu"), cfg.eval_mode, autocast_dtype=autocast)["eer"]
 
 
 @pytest.mark.slow
 @pytest.mark.skipif(not SPEECH.is_dir(), reason=f"real speech not found at {SPEECH} (../shared/data is absent)")
 def test_learns_real_speaker_identity():
     trial_set = TrialSet.load(str(SPEECH / "trials_dev.txt"), str(SPEECH), 16000)
-    baseline = log_mel_statistics_eer(trial_set)
-    # The data README quotes about 16 % for log-mel statistics; with this front end (no per-utterance
-    # normalisation, 25 ms Hamming) the same idea scores about 11 %: the dev trials are within-session.
-    assert 8.0 < baseline < 19.0
+    # With this front end (25 ms Hamming, no per-utterance normalisation) raw statistics score 11.0 % and
+    # z-scored ones 13.3 % (the data README: about 16 % and 12.9 %): the dev trials are within-session.
+    floor = min(log_mel_statistics_eer(trial_set), log_mel_statistics_eer(trial_set, z_score=True))
+    assert 8.0 < floor < 19.0
     cfg = build_config(
         "cpu",
         {
             "data_root": str(SPEECH), "train_manifest": "train.csv", "trials": "trials_dev.txt",
-            "noise_dir": str(SHARED / "noise"), "rir_dir": str(SHARED / "rir"),
-            "epochs": EPOCHS_REAL, "eval_every": 0,
+            "rir_dir": str(SHARED / "rir"), "epochs": EPOCHS_REAL, "eval_every": 0,
+            # Reverberation only: with the small noise set, noise on views costs EER (a GPU sweep of 65 epochs:
+            # 8.1 % with reverberation 0.5 only, 10.4 % with noise 0.1 as well).
+            "precision": "fp32", "noise_prob": 0.0, "reverb_prob": 0.5,
         },
     )
+    untrained = untrained_eer(cfg, trial_set)
     metrics = train(cfg, Runtime(verbose=True))
-    print(f"trivial baseline EER {baseline:.2f} %, trained EER {metrics['eer']:.2f} % in {metrics['seconds']:.0f} s")
-    assert metrics["eer"] < 14.0  # clearly below the 16 % trivial baseline of the data README, after ~5 minutes
+    print(
+        f"trivial floor {floor:.2f} %, untrained encoder {untrained:.2f} %, "
+        f"trained {metrics['eer']:.2f} % in {metrics['seconds']:.0f} s"
+    )
+    # Measured on a 2-core Xeon with AMX (2026), 8 minutes of training: untrained 31.9 %, trained 11.3 %; 10.1 %
+    # with the noise bank loaded (another random stream); 9.1 % with oneDNN and ATen held to AVX2 (another
+    # CPU's kernels, 12 minutes). The encoder learns: it ends more than 15 points below where it started
+    # (5.6+ points to spare). It matches the channel statistics that already separate these within-session
+    # speakers, give or take the 2.2-point spread of those runs (2.7+ points to spare); it beats them clearly
+    # only with longer training (8.1 % after 65 epochs in a GPU sweep).
+    assert metrics["eer"] < untrained - 15.0
+    assert metrics["eer"] < floor + 3.0
 
 
 @pytest.mark.slow
@@ -59,15 +91,14 @@ def test_learns_the_embedded_corpus(tmp_path, monkeypatch):
     """Clearly below chance, and clearly better than the same encoder untrained (about 34 % EER: random
     convolutions already pick up some spectral cues)."""
     monkeypatch.setenv("MARGIN_STUDY_CACHE", str(tmp_path))
-    cfg = build_config("cpu", {"epochs": EPOCHS_EMBEDDED, "eval_every": 0})
+    cfg = build_config("cpu", {"epochs": EPOCHS_EMBEDDED, "eval_every": 0, "precision": "fp32"})
     paths = resolve_data(cfg, log=print)
     trial_set = TrialSet.load(paths.trials, paths.data_root, 16000)
-    model = build_framework(cfg).to(memory_format=torch.channels_last)
-    frontend = LogMel(cfg.sample_rate, cfg.n_mels, cfg.mel_window)
-    untrained = evaluate(trial_set, frontend, model.encoder, torch.device("cpu"), cfg.eval_mode, autocast_dtype=torch.bfloat16)
+    untrained = untrained_eer(cfg, trial_set)
     metrics = train(cfg, Runtime(verbose=True))
     print(
         f"embedded corpus: trivial baseline {log_mel_statistics_eer(trial_set):.2f} %, "
-        f"untrained encoder {untrained['eer']:.2f} %, trained {metrics['eer']:.2f} % in {metrics['seconds']:.0f} s"
+        f"untrained encoder {untrained:.2f} %, trained {metrics['eer']:.2f} % in {metrics['seconds']:.0f} s"
     )
-    assert metrics["eer"] < 35.0 and metrics["eer"] < untrained["eer"] - 3.0
+    # Measured (2-core Xeon, 2026; 2 minutes of training): untrained 34.5 %, trained 27.4 % (4.1 points to spare).
+    assert metrics["eer"] < 35.0 and metrics["eer"] < untrained - 3.0

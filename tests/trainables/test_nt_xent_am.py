@@ -112,4 +112,7 @@ def test_offset_selects_this_process_anchors():
     full, full_pos = simclr_cosines(z, z, 0, True)
     part, part_pos = simclr_cosines(z[:, 3:6], z, 3, True)
     rows = torch.cat([torch.arange(3, 6), torch.arange(11, 14)])
-    assert torch.equal(part, full[rows]) and torch.equal(part_pos, full_pos[rows])
+    assert torch.equal(part_pos, full_pos[rows])
+    # Same cosines up to fp64 matmul rounding (BLAS blocks a 6-row and a 16-row product differently); the -inf
+    # self-similarity mask must sit in the same places, so a wrong offset fails here.
+    torch.testing.assert_close(part, full[rows], rtol=0, atol=1e-12)

@@ -1,17 +1,26 @@
-"""`study.prepare check`: every broken input reported with its path, exit status as training would fare, speed."""
+"""The data checker (`study.prepare check`, `study.train --preflight`): every broken input reported with its path,
+exit status as training would fare, speed."""
 
 import os
 import time
 from pathlib import Path
 
 import numpy as np
+import pytest
+import soundfile as sf
 
 from study.datasets.check import check_data, check_files
+from study.datasets.check_report import CheckReport, Finding
 from study.prepare import main
 from tests.study.fake_datasets import write_wav
 from trainables.config import build_config
 
 PAPER = build_config("paper")
+SHORT_CROPS = build_config("paper", {"crop_seconds": 0.5})
+"""Files under 1 s (two 0.5 s crops) are wrap-padded."""
+DATA = Path(__file__).resolve().parents[3].parent / "shared" / "data"
+SPEECHOCEAN = DATA / "speechocean762"
+RATE = 16000
 
 
 def corpus(root: Path) -> tuple[list[str], list[str]]:
@@ -149,3 +158,131 @@ def test_an_empty_noise_category_is_an_error(tmp_path):
     assert [f.headline for f in report.findings] == [
         f"noise category folder {tmp_path}/musan_split/music has no audio files: the trainer refuses it"]
     assert report.summary[0].startswith(f"noise {tmp_path}/musan_split: noise 1 files, 0.00 h; the trainer holds it as 0.00 GiB")
+
+
+def wav(root: Path, name: str, seconds: float, rate: int = RATE) -> str:
+    path = root / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sf.write(path, np.zeros(int(seconds * rate), dtype=np.int16), rate, subtype="PCM_16")
+    return name
+
+
+def lists(root: Path, train: list[tuple[str, str]], trials: list[tuple[int, str, str]]) -> tuple[str, str]:
+    train_csv = root / "train.csv"
+    train_csv.write_text("File,Speaker\n" + "".join(f"{f},{s}\n" for f, s in train))
+    trial_txt = root / "trials.txt"
+    trial_txt.write_text("".join(f"{label} {a} {b}\n" for label, a, b in trials))
+    return str(train_csv), str(trial_txt)
+
+
+def preflight(root: Path, train: str, trials: str, **options) -> CheckReport:
+    """The check as `study.train --preflight` runs it: speaker overlap is a warning."""
+    return check_data(str(root), SHORT_CROPS, train, trials, allow_overlap=True, progress=False, **options)
+
+
+def errors(report: CheckReport) -> list[str]:
+    """Every "path: reason" (or line) of the error findings."""
+    return [item for finding in report.findings if finding.error for item in finding.items]
+
+
+def warnings(report: CheckReport) -> list[Finding]:
+    return [finding for finding in report.findings if not finding.error]
+
+
+def test_clean_corpus(tmp_path):
+    train = [(wav(tmp_path, f"id{s}/v/{k}.wav", 1.5), f"id{s}") for s in range(3) for k in range(2)]
+    tests = [wav(tmp_path, f"id9{k}/v/0.wav", 3.0) for k in range(2)]
+    csv_path, trials = lists(tmp_path, train, [(1, tests[0], tests[0]), (0, tests[0], tests[1])])
+    report = preflight(tmp_path, csv_path, trials)
+    assert report.ok and report.findings == []
+    assert (report.utterances, report.speakers, report.trials, report.files_checked) == (6, 3, 2, 8)
+    assert report.train_hours == pytest.approx(6 * 1.5 / 3600)
+    assert report.trial_hours == pytest.approx(2 * 3.0 / 3600)
+    assert report.format().startswith(f"check: ok\ntraining list {csv_path}: 6 utterances, 3 speakers")
+
+
+def test_every_bad_file_is_reported(tmp_path):
+    good = wav(tmp_path, "a/v/good.wav", 2.0)
+    low = wav(tmp_path, "a/v/low.wav", 2.0, rate=8000)
+    short = wav(tmp_path, "a/v/short.wav", 0.2)
+    (tmp_path / "a/v/garbage.wav").write_bytes(b"\x00garbage" * 50)
+    (tmp_path / "a/v/empty.wav").write_bytes(b"")
+    wav(tmp_path, "a/v/zero.wav", 0.0)
+    cut = tmp_path / "b/v/cut.flac"
+    cut.parent.mkdir(parents=True)
+    sf.write(cut, np.random.default_rng(0).uniform(-0.5, 0.5, 16000), RATE)
+    cut.write_bytes(cut.read_bytes()[:3000])
+    names = [good, low, short, "a/v/garbage.wav", "a/v/empty.wav", "a/v/zero.wav", "a/v/missing.wav"]
+    csv_path, trials = lists(tmp_path, [(n, "a") for n in names], [(1, good, "b/v/cut.flac"), (0, good, low)])
+    report = preflight(tmp_path, csv_path, trials)
+    assert not report.ok
+    reasons = {Path(e.split(": ", 1)[0]).name: e.split(": ", 1)[1] for e in errors(report)}
+    assert set(reasons) == {"garbage.wav", "empty.wav", "zero.wav", "missing.wav", "cut.flac"}
+    assert reasons["missing.wav"].startswith("missing")
+    assert reasons["empty.wav"].startswith("empty file")
+    assert reasons["zero.wav"].startswith("zero-length")
+    assert "unreadable" in reasons["garbage.wav"]
+    assert "truncated" in reasons["cut.flac"]
+    assert all(e.startswith(str(tmp_path)) for e in errors(report))
+    resample = [w for w in warnings(report) if "resampled" in w.headline]
+    padded = [w for w in warnings(report) if "wrap-padded" in w.headline]
+    assert len(resample) == 1 and resample[0].headline.startswith("1 file(s) not at 16000 Hz")
+    assert resample[0].items == [f"{tmp_path / low}: 8000 Hz"]
+    assert len(padded) == 1 and padded[0].headline.startswith("1 training file(s) shorter than two 0.5 s views")
+    assert padded[0].items == [f"{tmp_path / short}: 0.20 s"]
+    text = report.format()
+    assert text.startswith("check: FAILED") and len(errors(report)) == 5 and "missing.wav: missing" in text
+
+
+def test_speakers_shared_by_training_and_trials_are_flagged(tmp_path):
+    train = [(wav(tmp_path, f"id{s}/v/0.wav", 1.0), f"id{s}") for s in range(4)]
+    csv_path, trials = lists(tmp_path, train, [(1, "id2/v/0.wav", "id2/v/0.wav"), (0, "id3/v/0.wav", "id2/v/0.wav")])
+    report = preflight(tmp_path, csv_path, trials)
+    assert report.ok
+    overlap = [w for w in warnings(report) if "also appear in the trial list" in w.headline]
+    assert len(overlap) == 1 and overlap[0].headline.startswith("2 training speaker(s)")
+    assert [item.split(":")[0] for item in overlap[0].items] == ["id2", "id3"]
+
+
+def test_either_list_may_be_absent(tmp_path):
+    train = [(wav(tmp_path, "s/a.wav", 1.0), "s")]
+    csv_path, trials = lists(tmp_path, train, [(1, "t/x.wav", "t/y.wav"), (0, "t/x.wav", "t/z.wav")])
+    only_train = preflight(tmp_path, csv_path, "")
+    assert only_train.ok and only_train.trials == 0 and only_train.files_checked == 1
+    only_trials = preflight(tmp_path, "", trials)
+    assert not only_trials.ok and only_trials.files_checked == 3 and len(errors(only_trials)) == 3
+
+
+def test_malformed_lists_are_errors_naming_file_and_line(tmp_path):
+    csv_path, trials = lists(tmp_path, [("a.wav", "s")], [(1, "a.wav", "a.wav")])
+    Path(trials).write_text("1 a.wav a.wav\n0 a.wav\n")
+    report = preflight(tmp_path, csv_path, trials)
+    assert not report.ok and [f.headline for f in report.findings if f.error][0] == "malformed trial list"
+    assert errors(report)[0].startswith(f"{trials}:2:")
+    Path(csv_path).write_text("File,Speaker\na.wav,s,x\n")
+    report = preflight(tmp_path, csv_path, "")
+    assert not report.ok and report.findings[0].headline == "malformed training list"
+    assert errors(report)[0].startswith(f"{csv_path}:2:")
+
+
+def test_a_thousand_files_are_quick(tmp_path):
+    sf.write(tmp_path / "0.wav", np.zeros(1600, dtype=np.int16), RATE, subtype="PCM_16")
+    content = (tmp_path / "0.wav").read_bytes()
+    for k in range(1, 1000):
+        (tmp_path / f"{k}.wav").write_bytes(content)
+    csv_path = tmp_path / "train.csv"
+    csv_path.write_text("File\n" + "".join(f"{k}.wav\n" for k in range(1000)))
+    started = time.perf_counter()
+    report = preflight(tmp_path, str(csv_path), "", workers=4)
+    elapsed = time.perf_counter() - started
+    assert report.ok and report.files_checked == 1000
+    assert elapsed < 2.0, f"preflight of 1000 files took {elapsed:.2f} s"
+
+
+@pytest.mark.skipif(not SPEECHOCEAN.is_dir(), reason=f"real speech data not found at {SPEECHOCEAN}")
+def test_real_corpus_passes():
+    report = check_data(str(SPEECHOCEAN), PAPER, "train.csv", "trials_dev.txt", allow_overlap=True, progress=False)
+    assert report.ok, report.format()
+    assert (report.utterances, report.speakers, report.trials, report.files_checked) == (850, 170, 3600, 1250)
+    assert 1.1 < report.train_hours < 1.3
+    assert not any("also appear in the trial list" in f.headline for f in report.findings)

@@ -1,8 +1,9 @@
 """A trial with 2 Ray Train workers really runs DDP: world size 2, each rank trains on its own data, gradients
 are synchronised (identical weights afterwards), and SimCLR's negatives are gathered from both ranks.
 
-The real worker loop runs under the study's own `torch_trainer`; two spies wrap (not replace) the functions
-that build DDP and gather the embeddings, to look at what they did.
+The study's own worker function (the real loop with its Ray Train hooks) runs under the study's own
+`torch_trainer`; two spies wrap (not replace) the functions that build DDP and gather the embeddings, to look
+at what they did.
 """
 
 from __future__ import annotations
@@ -12,24 +13,24 @@ import shutil
 import tempfile
 
 import pytest
+import ray.train
+import torch
+import torch.distributed as dist
+from torch.nn.parallel import DistributedDataParallel
 
-from study.launch.driver import DriverPlan, torch_trainer
+import trainables.frameworks.simclr as simclr
+import trainables.parts as parts
 from search_spaces import load
+from study.launch.cluster import connect, disconnect, worker_env
+from study.launch.driver import DriverPlan, torch_trainer, train_fn_per_worker
 from trainables.config import build_config
+from trainables.corpus import default_cache_dir, ensure_embedded_corpus
 
 
 def ddp_probe(config):
     """Per-worker function: the worker loop, then what each rank saw, compared across ranks."""
-    import ray.train
-    import torch
-    import torch.distributed as dist
-    from torch.nn.parallel import DistributedDataParallel
-
-    import trainables.frameworks.simclr as simclr
-    import trainables.worker as worker
-
     wrapped, gathered = [], []
-    real_wrap, real_gather = worker._wrap_distributed, simclr.gather_with_grad
+    real_wrap, real_gather = parts.wrap_distributed, simclr.gather_with_grad
 
     def spy_wrap(model, device):
         start = torch.cat([p.detach().flatten().clone() for p in model.parameters()])
@@ -42,11 +43,11 @@ def ddp_probe(config):
         gathered.append((tuple(x.shape), tuple(out.shape), float(x.detach().float().sum())))
         return out
 
-    worker._wrap_distributed, simclr.gather_with_grad = spy_wrap, spy_gather
+    parts.wrap_distributed, simclr.gather_with_grad = spy_wrap, spy_gather
     try:
-        worker.train_loop_per_worker(config)
+        train_fn_per_worker(config)
     finally:
-        worker._wrap_distributed, simclr.gather_with_grad = real_wrap, real_gather
+        parts.wrap_distributed, simclr.gather_with_grad = real_wrap, real_gather
     model, ddp, start = wrapped[0]
     params = torch.cat([p.detach().flatten() for p in model.parameters()])
     size = dist.get_world_size()
@@ -70,9 +71,6 @@ def ddp_probe(config):
 
 @pytest.fixture(scope="module")
 def local_ray():
-    from study.launch.cluster import connect, disconnect, worker_env
-    from trainables.corpus import default_cache_dir, ensure_embedded_corpus
-
     ensure_embedded_corpus(log=lambda *_: None)
     temp_dir = tempfile.mkdtemp(prefix="ms", dir="/tmp")
     previous = os.environ.get("RAY_TMPDIR")
@@ -93,7 +91,7 @@ def test_two_workers_run_ddp_with_synchronised_gradients_and_gathered_negatives(
     config = build_config("cpu", {**load("smoke").fixed, "framework": "simclr", "epochs": 1, "eval_every": 0}).to_dict()
     driver = DriverPlan(study="ddp", metric="eer", mode="min", searched=(), conditions={}, workers_per_trial=2,
                         cpus_per_worker=1, gpus_per_worker=0, train_storage=str(tmp_path))
-    trainer = torch_trainer(ddp_probe, {**config, "runtime": {"use_ray": True, "verbose": False}}, driver, "ddp-probe")
+    trainer = torch_trainer(ddp_probe, {"config": config, "tracking": None, "verbose": False}, driver, "ddp-probe")
     metrics = trainer.fit().metrics
 
     assert metrics["world_size"] == 2 and metrics["ddp"]

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import optuna
-import pytest
+from ray.tune.experiment import Experiment, Trial
+from ray.tune.schedulers import TrialScheduler
 
 from search_spaces import load
-from study.launch.search import DefineByRun, grid_points, param_space, scheduler, searcher
+from study.launch.search import DefineByRun, param_space, scheduler, searcher
 from trainables.config import build_config
 
 
@@ -48,8 +49,6 @@ def test_optuna_searcher_starts_from_the_paper_points_and_is_seeded():
 
 
 def test_grid_searcher_yields_exactly_the_grid_once_per_seed():
-    from ray.tune.experiment import Experiment
-
     study = load("paper_table1")
     base = build_config("cpu", study.fixed_for("cpu")).to_dict()
     search = searcher(study, "cpu", 10, seeds=(1, 2))
@@ -59,16 +58,13 @@ def test_grid_searcher_yields_exactly_the_grid_once_per_seed():
     while (trial := search.next_trial()) is not None:
         trials.append(trial.config)
     assert len(trials) == 10
-    wanted = grid_points(study, (1, 2))
+    wanted = study.grid_points((1, 2))
     got = [{k: t[k] for k in wanted[0]} for t in trials]
     assert sorted(map(str, got)) == sorted(map(str, wanted))
     assert all(t["framework"] == "simclr" and t["epochs"] == base["epochs"] for t in trials)
 
 
 def test_asha_measures_time_in_epochs_and_stops_the_worse_half():
-    from ray.tune.experiment import Trial
-    from ray.tune.schedulers import TrialScheduler
-
     study = load("full_search")
     asha = scheduler(study, "cpu", max_epochs=9)
     asha.set_search_properties("eer", "min")

@@ -15,6 +15,7 @@ from mlflow.tracking import MlflowClient
 from study.tracking import provenance
 from study.tracking import runs as tracking_runs
 from study.tracking import store as mlflow_store
+from study.tracking.settings import TrackingSettings
 from tests.study.processes import free_port
 from trainables.config import TrainConfig, build_config
 
@@ -25,8 +26,8 @@ def store(tmp_path, monkeypatch):
     uri = mlflow_store.resolve_uri(f"sqlite:///{tmp_path}/mlflow.db")
     experiment_id = mlflow_store.prepare_experiment(uri, "unit")
     parent = tracking_runs.start_parent_run(uri, experiment_id, "launch-1", {"study": "unit"}, {"num_samples": 2})
-    return {"tracking_uri": uri, "experiment_id": experiment_id, "parent_run_id": parent, "study": "unit",
-            "git_commit": "abc123"}
+    return TrackingSettings(tracking_uri=uri, experiment_id=experiment_id, parent_run_id=parent, study="unit",
+                            git_commit="abc123")
 
 
 @pytest.fixture
@@ -39,8 +40,15 @@ def paths(tmp_path):
             "rir_dir": "", "embedded": False}
 
 
+def trial_runs(store: TrackingSettings):
+    """The child runs of a launch as a pandas DataFrame (mlflow.search_runs), one row per trial."""
+    mlflow.set_tracking_uri(store.tracking_uri)
+    return mlflow.search_runs(experiment_ids=[store.experiment_id], output_format="pandas",
+                              filter_string=f"tags.`{tracking_runs.PARENT_TAG}` = '{store.parent_run_id}'")
+
+
 def epoch_metrics(epoch: int, evaluated: bool) -> dict:
-    metrics = {"epoch": epoch, "loss": 5.0 - epoch, "lr": 1e-3, "margin": 0.2, "samples_per_s": 10.0, "step_s": 0.1,
+    metrics = {"epoch": epoch, "loss": 5.0 - epoch, "epoch_lr": 1e-3, "samples_per_s": 10.0, "step_s": 0.1,
                "seconds": 3.0 * epoch}
     if evaluated:
         metrics.update(eer=40.0 - epoch, min_dcf=0.9, eval_s=1.0)
@@ -48,8 +56,8 @@ def epoch_metrics(epoch: int, evaluated: bool) -> dict:
 
 
 def train_like_a_worker(store, cfg, paths, trial_id, epochs):
-    run = tracking_runs.start_trial_run({**store, "trial_id": trial_id, "world_size": 2,
-                                    "worker_nodes": ["127.0.0.2", "127.0.0.3"]}, cfg, paths)
+    trial = store.for_trial(trial_id, trial_id).on_workers(["127.0.0.3", "127.0.0.2"])
+    run = tracking_runs.start_trial_run(trial, cfg, paths)
     for epoch in epochs:
         last = epoch == cfg.epochs
         scores = {"scores": np.array([0.9, 0.1, 0.8]), "labels": np.array([1, 0, 1], dtype=np.int8)} if last else None
@@ -63,7 +71,7 @@ def test_a_trial_becomes_a_nested_child_run_with_params_metrics_tags_and_artifac
     cfg = build_config("cpu", {"epochs": 3, "margin": 0.2})
     run = train_like_a_worker(store, cfg, paths, "trial_a", [1, 2, 3])
 
-    runs = tracking_runs.trial_runs(store["tracking_uri"], store["experiment_id"], store["parent_run_id"])
+    runs = trial_runs(store)
     assert len(runs) == 1
     row = runs.iloc[0]
     assert row["status"] == "FINISHED" and row["run_id"] == run.run_id
@@ -75,7 +83,7 @@ def test_a_trial_becomes_a_nested_child_run_with_params_metrics_tags_and_artifac
     assert row["tags.world_size"] == "2" and row["tags.worker_nodes"] == "127.0.0.2,127.0.0.3"
     assert row["metrics.eer"] == 37.0 and row["metrics.epoch"] == 3
 
-    client = MlflowClient(store["tracking_uri"])
+    client = MlflowClient(store.tracking_uri)
     assert [(m.step, m.value) for m in client.get_metric_history(run.run_id, "loss")] == [(1, 4.0), (2, 3.0), (3, 2.0)]
     assert [m.step for m in client.get_metric_history(run.run_id, "eer")] == [3]
     config = json.loads(open(client.download_artifacts(run.run_id, "config.json", str(tmp_path))).read())
@@ -93,9 +101,9 @@ def test_a_resumed_trial_continues_its_run_without_duplicates(store, paths):
     assert tracking_runs.finished_trial_metrics(store, "trial_b") is None
     again = train_like_a_worker(store, cfg, paths, "trial_b", [2, 3])  # resumed from the epoch-1 checkpoint
     assert again.run_id == first.run_id
-    client = MlflowClient(store["tracking_uri"])
+    client = MlflowClient(store.tracking_uri)
     assert [m.step for m in client.get_metric_history(first.run_id, "loss")] == [1, 2, 3]
-    runs = tracking_runs.trial_runs(store["tracking_uri"], store["experiment_id"], store["parent_run_id"])
+    runs = trial_runs(store)
     assert len(runs) == 1 and runs.iloc[0]["status"] == "FINISHED"
     done = tracking_runs.finished_trial_metrics(store, "trial_b")
     assert done["eer"] == 37.0 and done["epoch"] == 3
@@ -104,8 +112,8 @@ def test_a_resumed_trial_continues_its_run_without_duplicates(store, paths):
 def test_runs_left_open_are_closed_with_a_status(store, paths):
     cfg = build_config("cpu", {"epochs": 3})
     run = train_like_a_worker(store, cfg, paths, "trial_c", [1])
-    tracking_runs.close_trial_run({**store}, "trial_c", "FINISHED", {"stopped_early": "true"})
-    info = MlflowClient(store["tracking_uri"]).get_run(run.run_id)
+    tracking_runs.close_trial_run(store, "trial_c", "FINISHED", {"stopped_early": "true"})
+    info = MlflowClient(store.tracking_uri).get_run(run.run_id)
     assert info.info.status == "FINISHED" and info.data.tags["stopped_early"] == "true"
 
 
@@ -140,3 +148,13 @@ def test_unreachable_server_fails_fast_and_a_listening_one_passes():
         server.bind(("127.0.0.1", 0))
         server.listen()
         mlflow_store.check_reachable(f"http://127.0.0.1:{server.getsockname()[1]}")
+
+
+def test_settings_round_trip_through_the_launch_record():
+    settings = TrackingSettings(tracking_uri="sqlite:////r/mlflow.db", experiment_id="3", parent_run_id="p1",
+                                study="smoke", git_commit="abc123")
+    record = json.loads(json.dumps(settings.to_dict()))  # launch.json's "tracking"
+    assert set(record) == {"tracking_uri", "experiment_id", "parent_run_id", "study", "git_commit"}
+    assert TrackingSettings.from_dict(record) == settings
+    trial = settings.for_trial("t1", "t1 margin=0.1").on_workers(["10.0.0.2", "10.0.0.1", "10.0.0.2"])
+    assert (trial.launch, trial.world_size, trial.worker_nodes) == (settings, 3, ("10.0.0.1", "10.0.0.2"))

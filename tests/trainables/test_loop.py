@@ -1,4 +1,4 @@
-"""The worker loop in-process: exact checkpoint resume, clear errors on bad input before training."""
+"""The training loop in-process: exact checkpoint resume, clear errors on bad input before training."""
 
 import json
 from pathlib import Path
@@ -11,13 +11,40 @@ import torch
 from trainables.audio import AudioError
 from trainables.checkpoint import latest_checkpoint, read_checkpoint
 from trainables.config import TrainConfig
+from trainables.hooks import LocalCheckpoints
+from trainables.loop import NonFiniteLossError, Runtime, train
 from trainables.manifest import ManifestError
-from trainables.worker import NonFiniteLossError, Runtime, train, train_loop_per_worker
+
+QUIET = Runtime(verbose=False)
 
 
 @pytest.fixture(scope="module")
 def corpus(tiny_corpus):
     return tiny_corpus
+
+
+class Interrupted(Exception):
+    """Raised by `StopAfter` to stop a run as if it had been killed."""
+
+
+class StopAfter(LocalCheckpoints):
+    """Local checkpoints, and an interruption once `epochs` epochs of this call are written."""
+
+    def __init__(self, output_dir, epochs):
+        super().__init__(output_dir)
+        self.left = epochs
+
+    def epoch_end(self, state, scores, metrics):
+        where = super().epoch_end(state, scores, metrics)
+        self.left -= 1
+        if self.left == 0:
+            raise Interrupted(where)
+        return where
+
+
+def stop_after(cfg, output_dir, epochs):
+    with pytest.raises(Interrupted):
+        train(cfg, QUIET, StopAfter(output_dir, epochs))
 
 
 def tiny(corpus, **changes):
@@ -33,10 +60,10 @@ def tiny(corpus, **changes):
 @pytest.mark.parametrize("framework", ["simclr", "moco"])
 def test_resume_gives_the_same_weights_as_training_straight_through(corpus, tmp_path, framework):
     cfg = tiny(corpus, framework=framework)
-    straight = train(cfg, Runtime(output_dir=str(tmp_path / "a"), verbose=False))
-    train(cfg, Runtime(output_dir=str(tmp_path / "b"), verbose=False, stop_after_epochs=1))
+    straight = train(cfg, QUIET, LocalCheckpoints(tmp_path / "a"))
+    stop_after(cfg, tmp_path / "b", 1)
     assert read_checkpoint(latest_checkpoint(tmp_path / "b" / "checkpoints"))["epoch"] == 1
-    resumed = train(cfg, Runtime(output_dir=str(tmp_path / "b"), verbose=False))
+    resumed = train(cfg, QUIET, LocalCheckpoints(tmp_path / "b"))
     a = read_checkpoint(latest_checkpoint(tmp_path / "a" / "checkpoints"))
     b = read_checkpoint(latest_checkpoint(tmp_path / "b" / "checkpoints"))
     assert a["epoch"] == b["epoch"] == 3
@@ -49,8 +76,8 @@ def test_resume_gives_the_same_weights_as_training_straight_through(corpus, tmp_
 
 
 def test_metrics_and_learning_rate_schedule(corpus, tmp_path):
-    metrics = train_loop_per_worker({**tiny(corpus, epochs=2, lr_decay=0.5).to_dict(), "runtime": {"verbose": False}})
-    assert metrics["epoch"] == 2 and metrics["lr"] == pytest.approx(0.5e-3)
+    metrics = train(tiny(corpus, epochs=2, lr_decay=0.5), QUIET)
+    assert metrics["epoch"] == 2 and metrics["epoch_lr"] == pytest.approx(0.5e-3)
     assert 0.0 <= metrics["eer"] <= 100.0 and 0.0 <= metrics["min_dcf"] <= 1.0 + 1e-9
     assert np.isfinite(metrics["loss"]) and metrics["samples_per_s"] > 0
 
@@ -60,7 +87,7 @@ def test_missing_trial_audio_fails_before_training(corpus, tmp_path):
     lines = (corpus / "trials.txt").read_text().splitlines()
     trials.write_text("\n".join(lines + ["1 test/nobody/missing.flac " + lines[0].split()[1]]) + "\n")
     with pytest.raises(AudioError, match="missing.flac"):
-        train(tiny(corpus, trials=str(trials)), Runtime(output_dir=str(tmp_path / "out"), verbose=False))
+        train(tiny(corpus, trials=str(trials)), QUIET, LocalCheckpoints(tmp_path / "out"))
     assert latest_checkpoint(tmp_path / "out" / "checkpoints") is None
 
 
@@ -69,7 +96,7 @@ def test_malformed_trial_line_names_file_and_line(corpus, tmp_path):
     trials.write_text((corpus / "trials.txt").read_text() + "2 a.flac\n")
     n = len(trials.read_text().splitlines())
     with pytest.raises(ManifestError, match=rf"trials.txt:{n}"):
-        train(tiny(corpus, trials=str(trials)), Runtime(verbose=False))
+        train(tiny(corpus, trials=str(trials)), QUIET)
 
 
 def test_unreadable_training_files_are_counted_or_refused(corpus, tmp_path, capsys):
@@ -79,7 +106,7 @@ def test_unreadable_training_files_are_counted_or_refused(corpus, tmp_path, caps
     manifest = tmp_path / "train.csv"
     manifest.write_text("\n".join(rows + [f"{tmp_path / 'broken.flac'},spkX", f"{tmp_path / 'nan.wav'},spkY"]) + "\n")
     with pytest.raises(Exception, match="broken.flac"):
-        train(tiny(corpus, train_manifest=str(manifest), epochs=1, max_bad_files=0.0), Runtime(verbose=False))
+        train(tiny(corpus, train_manifest=str(manifest), epochs=1, max_bad_files=0.0), QUIET)
     result = train(tiny(corpus, train_manifest=str(manifest), epochs=1, max_bad_files=0.1), Runtime(verbose=True))
     assert result["epoch"] == 1
     assert "skipped 2 unreadable training file(s) of 34" in capsys.readouterr().out
@@ -89,10 +116,10 @@ def test_non_finite_loss_stops_with_a_clear_error(corpus, tmp_path):
     """Resuming from a diverged checkpoint (NaN weights) stops at the first step and says where."""
     cfg = tiny(corpus, epochs=2)
     out = tmp_path / "out"
-    train(cfg, Runtime(output_dir=str(out), verbose=False, stop_after_epochs=1))
+    stop_after(cfg, out, 1)
     folder = latest_checkpoint(out / "checkpoints")
     state = read_checkpoint(folder)
     state["model"] = {k: v.fill_(float("nan")) if v.is_floating_point() else v for k, v in state["model"].items()}
     torch.save(state, folder / "state.pt")
     with pytest.raises(NonFiniteLossError, match=r"loss is nan at epoch 2, step 1 \(margin=0.1"):
-        train(cfg, Runtime(output_dir=str(out), verbose=False))
+        train(cfg, QUIET, LocalCheckpoints(out))

@@ -16,6 +16,7 @@ import time
 from study.data_options import add_data_options, data_overrides
 from study.datasets.check import check_data
 from study.datasets.root import DATASETS, PrepareError, dataset_paths
+from trainables.checkpoint import CheckpointError
 from trainables.config import PROFILES, ConfigError, TrainConfig, build_config, parse_override
 from trainables.data_paths import resolve_data
 from trainables.hooks import LocalCheckpoints
@@ -59,7 +60,11 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="margin-study-train-") as tmp:
         hooks = LocalCheckpoints(args.output or tmp, resume=not args.no_resume)
-        metrics = train(cfg, Runtime(device=args.device), hooks)
+        try:
+            metrics = train(cfg, Runtime(device=args.device), hooks)
+        except CheckpointError as error:
+            print(f"error: {error}; or rerun with --no-resume", file=sys.stderr)
+            return 2
     result = dict(metrics)
     result["epochs"] = result.pop("epoch", 0)
     result["seconds"] = time.perf_counter() - started

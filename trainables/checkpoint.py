@@ -1,12 +1,15 @@
 """Training state on disk: model, optimiser, scheduler, MoCo queues (model buffers), RNG states, history.
 
 A checkpoint is a folder holding `state.pt` (and, after an evaluation, `scores.npz`); it is written under a
-temporary name and renamed, so a crash never leaves a half-written checkpoint behind.
+temporary name and renamed, so a crash never leaves a half-written checkpoint behind. The state holds tensors
+and plain Python values only, and is loaded with `weights_only=True`: a crafted file (checkpoints often live on
+shared storage) is refused instead of running code when it is unpickled.
 """
 
 from __future__ import annotations
 
 import os
+import pickle
 import random
 import shutil
 from pathlib import Path
@@ -19,9 +22,15 @@ STATE_FILE = "state.pt"
 SCORES_FILE = "scores.npz"
 
 
+class CheckpointError(ValueError):
+    """A checkpoint file that cannot be loaded safely; the message names the file."""
+
+
 def rng_state() -> dict[str, Any]:
-    """Python, NumPy and torch (CPU and CUDA) generator states."""
-    state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    """Python, NumPy and torch (CPU and CUDA) generator states, as tensors and plain values."""
+    kind, keys, pos, has_gauss, cached = np.random.get_state()
+    numpy_state = (kind, torch.from_numpy(keys.astype(np.int64)), int(pos), int(has_gauss), float(cached))
+    state = {"python": random.getstate(), "numpy": numpy_state, "torch": torch.get_rng_state()}
     if torch.cuda.is_available():
         state["cuda"] = torch.cuda.get_rng_state_all()
     return state
@@ -30,7 +39,8 @@ def rng_state() -> dict[str, Any]:
 def set_rng_state(state: dict[str, Any]) -> None:
     """Restore what `rng_state` returned."""
     random.setstate(state["python"])
-    np.random.set_state(state["numpy"])
+    kind, keys, pos, has_gauss, cached = state["numpy"]
+    np.random.set_state((kind, keys.numpy().astype(np.uint32), pos, has_gauss, cached))
     torch.set_rng_state(state["torch"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
@@ -52,11 +62,19 @@ def write_checkpoint(folder: str | Path, state: dict[str, Any], scores: dict[str
 
 
 def read_checkpoint(folder: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """Load the state written by `write_checkpoint`; raises FileNotFoundError naming the folder."""
+    """Load the state written by `write_checkpoint` without unpickling arbitrary objects; raises
+    FileNotFoundError naming the folder, CheckpointError for a file that holds anything else."""
     path = Path(folder) / STATE_FILE
     if not path.is_file():
         raise FileNotFoundError(f"no checkpoint state at {path}")
-    return torch.load(path, map_location=map_location, weights_only=False)
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError) as error:
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise CheckpointError(
+            f"checkpoint {path} was refused: it holds more than tensors and plain values, or is damaged "
+            f"(nothing in it was run); remove it to start afresh ({reason})"
+        ) from None
 
 
 def latest_checkpoint(root: str | Path) -> Path | None:

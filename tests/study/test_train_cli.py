@@ -47,3 +47,23 @@ def test_preflight_reports_bad_files_with_exit_1(corpus, tmp_path, capsys):
     out = capsys.readouterr().out
     assert code == 1 and "missing.flac" in out
     assert main(["--data-root", str(corpus), "--trials", "trials.txt", "--preflight"]) == 0
+
+
+def test_a_crafted_checkpoint_in_output_is_refused_cleanly(corpus, tmp_path):
+    """A state.pt that would create a folder when unpickled: one error line, exit 2, nothing created."""
+    marker = tmp_path / "created-on-load"
+    folder = tmp_path / "out" / "checkpoints" / "epoch_0001"
+    folder.mkdir(parents=True)
+    crafted = f"import os, torch\nclass X:\n    def __reduce__(self):\n        return os.mkdir, ({str(marker)!r},)\n" \
+              f"torch.save({{'epoch': 1, 'model': X()}}, {str(folder / 'state.pt')!r})\n"
+    subprocess.run([sys.executable, "-c", crafted], check=True, timeout=120)
+    args = [sys.executable, "-m", "study.train", "--data-root", str(corpus), "--trials", "trials.txt",
+            "--output", str(tmp_path / "out"), "--set", "epochs=2", "--set", "batch_size=8",
+            "--set", "crop_seconds=0.5", "--set", "noise_prob=0", "--set", "reverb_prob=0"]
+    done = subprocess.run(args, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 2, done.stderr
+    assert "Traceback" not in done.stderr
+    errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and f"checkpoint {folder / 'state.pt'} was refused" in errors[0] and "--no-resume" in errors[0]
+    assert not marker.exists()

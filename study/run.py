@@ -109,7 +109,7 @@ def plan_from_args(args: argparse.Namespace, storage: str) -> Plan:
     # workers run in their own folders: a relative data root would not be found there
     data = data_overrides(args, absolute_root=True)
     overrides = dict(parse_override(text) for text in args.set)
-    seeds = tuple(int(s) for s in args.seeds.split(",") if s.strip()) if args.seeds else ()
+    seeds = parse_seeds(args.seeds)
     profile = args.profile or ("paper" if args.data_root else "cpu")
     plan = build_plan(study, profile, data, overrides, args.num_samples, seeds)
     plan.storage = storage
@@ -264,6 +264,14 @@ def driver_plan(plan: Plan, resources: Resources, experiment_id: str, parent_run
     )
 
 
+def parse_seeds(text: str | None) -> tuple[int, ...]:
+    """`--seeds 1,2,3` as integers; PlanError naming the value otherwise."""
+    try:
+        return tuple(int(s) for s in (text or "").split(",") if s.strip())
+    except ValueError:
+        raise PlanError(f"--seeds takes comma-separated integers, e.g. 1,2,3; got {text!r}") from None
+
+
 def resume_conflicts(args: argparse.Namespace, record: dict[str, Any]) -> list[str]:
     """Options given with --resume whose values differ from the recorded launch (the same command line is fine)."""
     found = []
@@ -278,7 +286,7 @@ def resume_conflicts(args: argparse.Namespace, record: dict[str, Any]) -> list[s
     given = {
         "--profile": (args.profile, record["profile"]),
         "--num-samples": (args.num_samples, record["num_samples"]),
-        "--seeds": (tuple(int(s) for s in args.seeds.split(",")) if args.seeds else None, tuple(record["seeds"])),
+        "--seeds": (parse_seeds(args.seeds) or None, tuple(record["seeds"])),
         "--tracking-uri": (resolve_uri(args.tracking_uri) if args.tracking_uri else None, record["tracking_uri"]),
         "--max-concurrent": (args.max_concurrent, record["resources"]["max_concurrent"]),
         "--gpus-per-worker": (args.gpus_per_worker, record["resources"]["gpus_per_worker"]),

@@ -16,11 +16,14 @@ import time
 from study.data_options import add_data_options, data_overrides
 from study.datasets.check import check_data
 from study.datasets.root import DATASETS, PrepareError, dataset_paths
+from trainables.audio import AudioError
 from trainables.checkpoint import CheckpointError
 from trainables.config import PROFILES, ConfigError, TrainConfig, build_config, parse_override
 from trainables.data_paths import resolve_data
+from trainables.dataset import DataError
 from trainables.hooks import LocalCheckpoints
 from trainables.loop import Runtime, train
+from trainables.manifest import ManifestError
 
 
 def parser() -> argparse.ArgumentParser:
@@ -64,6 +67,9 @@ def main(argv: list[str] | None = None) -> int:
             metrics = train(cfg, Runtime(device=args.device), hooks)
         except CheckpointError as error:
             print(f"error: {error}; or rerun with --no-resume", file=sys.stderr)
+            return 2
+        except (DataError, ManifestError, AudioError, FileNotFoundError) as error:
+            print(f"error: {error}", file=sys.stderr)
             return 2
     result = dict(metrics)
     result["epochs"] = result.pop("epoch", 0)

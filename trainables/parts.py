@@ -16,7 +16,7 @@ from torch.utils.data import DataLoader
 from trainables.augment import Augmenter, NoiseBank, RirBank
 from trainables.config import TrainConfig
 from trainables.data_paths import DataPaths
-from trainables.dataset import BatchedViews, TwoViewDataset
+from trainables.dataset import BatchedViews, DataError, TwoViewDataset
 from trainables.distributed import world
 from trainables.encoders import build_encoder
 from trainables.evaluation import TrialSet
@@ -61,6 +61,7 @@ class RunParts:
 
 def build_parts(cfg: TrainConfig, paths: DataPaths, device: torch.device, log: Callable[[str], None]) -> RunParts:
     """Every part of a run, freshly initialised (the data first: a bad list fails before any model is built)."""
+    check_augmentation_folders(cfg, paths)
     return RunParts(build_data(cfg, paths, device, log), build_step(cfg, paths, device))
 
 
@@ -108,6 +109,14 @@ def build_step(cfg: TrainConfig, paths: DataPaths, device: torch.device) -> Step
     autocast_dtype = torch.bfloat16 if cfg.precision == "bf16" else None
     return StepParts(cfg, device, augmenter, frontend, model, wrap_distributed(model, device), optimizer, scheduler,
                      autocast_dtype)
+
+
+def check_augmentation_folders(cfg: TrainConfig, paths: DataPaths) -> None:
+    """Refuse, before anything loads, an augmentation probability above 0 without its folder."""
+    for key, probability, folder, flag in (("noise_prob", cfg.noise_prob, paths.noise_dir, "noise_dir (--noise DIR)"),
+                                           ("reverb_prob", cfg.reverb_prob, paths.rir_dir, "rir_dir (--rir DIR)")):
+        if probability > 0 and not folder:
+            raise DataError(f"{key}={probability:g} needs a folder: give {flag}, or set {key}=0")
 
 
 def build_augmenter(cfg: TrainConfig, paths: DataPaths, device: torch.device) -> Augmenter:

@@ -67,3 +67,28 @@ def test_a_crafted_checkpoint_in_output_is_refused_cleanly(corpus, tmp_path):
     errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and f"checkpoint {folder / 'state.pt'} was refused" in errors[0] and "--no-resume" in errors[0]
     assert not marker.exists()
+
+
+@pytest.mark.parametrize("case", ["missing trial list", "malformed trial line", "corrupt trial file", "no noise folder"])
+def test_data_errors_are_one_clean_line_with_exit_2(corpus, tmp_path, capsys, case):
+    """Errors in what the user gave name the file, line or value; no traceback (main returns, never raises)."""
+    base = ["--data-root", str(corpus), "--output", str(tmp_path / "out"), "--set", "epochs=1",
+            "--set", "batch_size=8", "--set", "crop_seconds=0.5"]
+    no_augmentation = ["--set", "noise_prob=0", "--set", "reverb_prob=0"]
+    first = (corpus / "trials.txt").read_text().splitlines()[0].split()
+    if case == "missing trial list":
+        args, expected = ["--trials", "nope.txt", *no_augmentation], f"{corpus / 'nope.txt'}: trial list not found"
+    elif case == "malformed trial line":
+        (tmp_path / "trials.txt").write_text(" ".join(first) + "\n1 only_one_path\n")
+        args, expected = ["--trials", str(tmp_path / "trials.txt"), *no_augmentation], f"{tmp_path / 'trials.txt'}:2"
+    elif case == "corrupt trial file":
+        (tmp_path / "broken.wav").write_bytes(b"RIFF not really a wav")
+        other = 1 - int(first[0])  # both labels, so the list itself is valid
+        (tmp_path / "trials.txt").write_text(" ".join(first) + f"\n{other} {first[1]} {tmp_path / 'broken.wav'}\n")
+        args, expected = ["--trials", str(tmp_path / "trials.txt"), *no_augmentation], "broken.wav"
+    else:
+        args, expected = ["--trials", "trials.txt", "--set", "reverb_prob=0"], \
+            "noise_prob=0.1 needs a folder: give noise_dir (--noise DIR), or set noise_prob=0"
+    assert main(base + args) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: ") and expected in err[0], err

@@ -79,3 +79,5 @@ def test_cli_errors_are_one_clear_line(capsys):
     assert "unknown config key 'margn'" in capsys.readouterr().err
     assert main(["nope", "--dry-run"]) == 2
     assert "known studies" in capsys.readouterr().err
+    assert main(["paper_table1", "--dry-run", "--seeds", "a,b"]) == 2
+    assert "--seeds takes comma-separated integers, e.g. 1,2,3; got 'a,b'" in capsys.readouterr().err

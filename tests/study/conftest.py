@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.study.processes import NetWatch, descendants, stop_tree
+from tests.study.processes import NetWatch, stop_tree
 
 # Read by Ray when it is imported: a local instance in this process binds to 127.0.0.1 only.
 os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"

@@ -8,7 +8,6 @@ from torch import nn
 
 from trainables.crops import eval_segments
 from trainables.evaluation import TrialSet, embed_utterances, full_length_batches, score_trials
-from trainables.manifest import Trial
 from trainables.metrics import verification_metrics
 
 

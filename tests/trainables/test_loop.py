@@ -1,6 +1,5 @@
 """The training loop in-process: exact checkpoint resume, clear errors on bad input before training."""
 
-import json
 from pathlib import Path
 
 import numpy as np

@@ -19,6 +19,7 @@ from analysis.runs import RunsError
 from analysis.summary import study_summary
 from analysis.table_layouts import TABLE4, names
 from analysis.tables import study_tables
+from study.cli_checks import number_type, output_folder_problem
 
 
 def parser() -> argparse.ArgumentParser:
@@ -35,9 +36,10 @@ def parser() -> argparse.ArgumentParser:
     tables = commands.add_parser("tables", parents=[common], help="the paper tables: ours / paper / difference")
     tables.add_argument("--format", choices=FORMATS, default="markdown", help="output format (default: markdown)")
     tables.add_argument("--out", help="write one file per table into this folder (default: print)")
-    tables.add_argument("--bootstrap", type=int, default=RESAMPLES,
+    tables.add_argument("--bootstrap", type=number_type(int, 0), default=RESAMPLES,
                         help=f"bootstrap resamples for the EER intervals, 0 = none (default: {RESAMPLES})")
-    tables.add_argument("--top", type=int, default=10, help="best trials listed for an Optuna study (default: 10)")
+    tables.add_argument("--top", type=number_type(int, 1), default=10,
+                        help="best trials listed for an Optuna study (default: 10)")
     figures = commands.add_parser("figures", parents=[common], help="figures as PNG and PDF, logged to MLflow")
     figures.add_argument("--out", default=None, help="folder for the figures (default: ./figures/STUDY)")
     figures.add_argument("--runs", help="comma-separated trial or run ids for the DET curves (default: per "
@@ -49,6 +51,10 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    problem = output_folder_problem(args.out, "--out") if getattr(args, "out", None) else None
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
+        return 2
     try:
         if args.command == "tables":
             tables = study_tables(args.study, args.tracking_uri, args.launch, args.bootstrap, args.top)
@@ -70,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
             if args.study == TABLE4:
                 raise RunsError(f"{TABLE4} is a table, not a study: summarise paper_table1 or paper_table2")
             print(study_summary(args.study, args.tracking_uri, args.launch), end="")
-    except RunsError as error:
+    except (RunsError, OSError) as error:  # OSError: a file it cannot write, named
         print(f"error: {error}", file=sys.stderr)
         return 2
     return 0

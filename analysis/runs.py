@@ -17,6 +17,7 @@ from typing import Any, Mapping
 import mlflow
 import numpy as np
 import pandas as pd
+from mlflow.exceptions import MlflowException
 
 from search_spaces import meets
 from study.tracking.runs import PARENT_TAG, SCORES_ARTIFACT, STUDY_TAG, TRIAL_TAG
@@ -27,6 +28,7 @@ CONFIG_KEYS = tuple(f.name for f in fields(TrainConfig))
 METRICS = ("eer", "min_dcf", "loss", "epoch", "samples_per_s", "seconds")
 """Final (last logged) metric values kept per run."""
 FIGURES_ARTIFACT_DIR = "figures"
+_SQLITE_MAGIC = b"SQLite format 3\x00"
 
 
 class RunsError(RuntimeError):
@@ -83,7 +85,11 @@ def load_runs(study: str, tracking_uri: str | None = None, launch: str | None = 
     """
     uri = resolve_uri(tracking_uri)
     _check_store(uri)
-    experiment = client(uri).get_experiment_by_name(study)
+    try:
+        experiment = client(uri).get_experiment_by_name(study)
+    except (MlflowException, ImportError) as error:  # an unsupported scheme, a database driver not installed
+        reason = str(getattr(error, "message", error)).strip().split("\n")[0].split(" See https://")[0]
+        raise RunsError(f"cannot open the MLflow store {uri}: {reason}") from None
     if experiment is None:
         raise RunsError(f"the MLflow store {uri} has no experiment '{study}'; run `python -m study.run {study} "
                         "--tracking-uri ...` first, or pass the --tracking-uri that study used")
@@ -161,6 +167,21 @@ def _check_store(uri: str) -> None:
     if local is not None and not local.exists():
         raise RunsError(f"no MLflow store at {local}; pass the --tracking-uri the study was run with "
                         "(default: sqlite:///mlflow.db in the working directory)")
+    if local is not None and uri.startswith("sqlite:") and not _is_sqlite(local):
+        raise RunsError(f"{local} is not an SQLite database, so not the MLflow store of a study; pass the "
+                        "--tracking-uri the study was run with")
+    if local is not None and not uri.startswith("sqlite:") and not local.is_dir():
+        raise RunsError(f"{local} is a file, not an MLflow file store (a folder); for an SQLite store pass "
+                        f"--tracking-uri sqlite:///{local}")
+
+
+def _is_sqlite(path: Path) -> bool:
+    """Whether `path` is a non-empty SQLite database file (MLflow would turn an empty file into a store)."""
+    try:
+        with open(path, "rb") as f:
+            return f.read(len(_SQLITE_MAGIC)) == _SQLITE_MAGIC
+    except OSError:
+        return False
 
 
 def _launches(parents: pd.DataFrame) -> pd.DataFrame:

@@ -25,10 +25,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from trainables.config import TrainConfig, build_config
+from study.cli_checks import device_problem, number_type
+from trainables.audio import AudioError
+from trainables.config import ConfigError, TrainConfig, build_config
 from trainables.data_paths import DataPaths
+from trainables.dataset import DataError
 from trainables.evaluation import TrialSet
-from trainables.loop import run_evaluation, stack_views, train_step
+from trainables.loop import local_device, run_evaluation, stack_views, train_step
+from trainables.manifest import ManifestError
 from trainables.metrics import verification_metrics
 from trainables.parts import build_augmenter, build_data, build_step
 
@@ -132,18 +136,33 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--trials", default="trials_dev.txt")
     p.add_argument("--noise", type=Path, default=SHARED_DATA / "noise")
     p.add_argument("--rir", type=Path, default=SHARED_DATA / "rir")
-    p.add_argument("--repeats", type=int, default=5, help="timed training steps per setting")
-    p.add_argument("--batch", type=int, default=64, help="utterances per training step")
+    p.add_argument("--repeats", type=number_type(int, 1), default=5, help="timed training steps per setting")
+    p.add_argument("--batch", type=number_type(int, 2), default=64, help="utterances per training step")
     p.add_argument("--device", default="cpu", help="device of the training-step benchmark (cpu, cuda)")
     p.add_argument("--only", choices=["step", "loader", "eval", "metrics"], action="append", help="run only these parts")
     args = p.parse_args(argv)
+    problem = device_problem(args.device)
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
+        return 2
+    try:
+        result = run(args)
+    except (ConfigError, DataError, ManifestError, AudioError) as error:  # the message names the value or file
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print(json.dumps(result, indent=1))
+    return 0
+
+
+def run(args: argparse.Namespace) -> dict:
+    """The figures the options choose, with the authors' beside them."""
     chosen = set(args.only or ["step", "loader", "eval", "metrics"])
     have_data = (args.data_root / args.train).is_file()
     result: dict = {"torch": torch.__version__, "threads": torch.get_num_threads(), "data_root": str(args.data_root)}
     if "metrics" in chosen:
         result.update(bench_metrics())
     if "step" in chosen:
-        device = torch.device(args.device)
+        device = local_device(args.device)
         result.update(device=str(device), batch=args.batch)
         fp32 = bench_step(args.batch, "fp32", False, args.repeats, device)
         bf16 = bench_step(args.batch, "bf16", True, args.repeats, device)
@@ -172,8 +191,7 @@ def main(argv: list[str] | None = None) -> int:
         }.items()
         if value
     }
-    print(json.dumps(result, indent=1))
-    return 0
+    return result
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ import os
 import sys
 from pathlib import Path
 
+from study.cli_checks import number_type, output_folder_problem
 from study.data_options import add_data_options, data_overrides
 from study.datasets.download import MUSAN, RIRS, fetch_and_extract
 from study.datasets.musan import split_musan
@@ -23,6 +24,7 @@ from study.datasets.root import DATASETS, MUSAN_DIR, TRIAL_LISTS, PrepareError, 
 from trainables.config import ConfigError, build_config, parse_override
 
 WORKERS = os.cpu_count() or 1
+WORKER_COUNT = number_type(int, 1)
 
 
 def parser() -> argparse.ArgumentParser:
@@ -36,19 +38,21 @@ def parser() -> argparse.ArgumentParser:
     vox.add_argument("--out", required=True, type=Path, help="the prepared data root")
     vox.add_argument("--trials-dir", action="append", type=Path, default=[],
                      help="folder holding veri_test2.txt, list_test_all2.txt, list_test_hard2.txt (default: --vox1)")
-    vox.add_argument("--workers", type=int, default=WORKERS, help=f"parallel conversions (default: {WORKERS})")
+    vox.add_argument("--workers", type=WORKER_COUNT, default=WORKERS,
+                     help=f"parallel conversions (default: {WORKERS})")
 
     musan = sub.add_parser("musan", help="MUSAN split into fixed-length chunks by category")
     musan.add_argument("--root", required=True, type=Path, help="folder with musan/ (or noise/ speech/ music/)")
     musan.add_argument("--out", required=True, type=Path, help=f"the prepared data root (chunks go to {MUSAN_DIR}/)")
-    musan.add_argument("--chunk-seconds", type=float, default=8.0, help="chunk length (default: 8, the paper's)")
-    musan.add_argument("--workers", type=int, default=WORKERS, help=f"parallel files (default: {WORKERS})")
+    musan.add_argument("--chunk-seconds", type=number_type(float, 0, exclusive=True), default=8.0,
+                       help="chunk length (default: 8, the paper's)")
+    musan.add_argument("--workers", type=WORKER_COUNT, default=WORKERS, help=f"parallel files (default: {WORKERS})")
     _download_options(musan, "musan.tar.gz (11 GB, OpenSLR 17)")
 
     rirs = sub.add_parser("rirs", help="the simulated room impulse responses checked and indexed")
     rirs.add_argument("--root", required=True, type=Path, help="folder with RIRS_NOISES/ (or simulated_rirs/)")
     rirs.add_argument("--out", required=True, type=Path, help="the prepared data root")
-    rirs.add_argument("--workers", type=int, default=WORKERS, help=f"parallel checks (default: {WORKERS})")
+    rirs.add_argument("--workers", type=WORKER_COUNT, default=WORKERS, help=f"parallel checks (default: {WORKERS})")
     _download_options(rirs, "rirs_noises.zip (1.3 GB, OpenSLR 28)")
 
     check = sub.add_parser("check", help="check lists and audio before training (non-zero exit when it would fail)")
@@ -60,7 +64,8 @@ def parser() -> argparse.ArgumentParser:
                        help="config value as for training, e.g. max_bad_files=0 or max_utterances=1000")
     check.add_argument("--allow-overlap", action="store_true", help="train/test speaker overlap is a warning only")
     check.add_argument("--report", type=Path, help="also write every finding with every path to this file")
-    check.add_argument("--workers", type=int, default=WORKERS, help=f"worker processes (default: {WORKERS})")
+    check.add_argument("--workers", type=WORKER_COUNT, default=WORKERS,
+                       help=f"worker processes (default: {WORKERS})")
     return p
 
 
@@ -73,8 +78,11 @@ def _download_options(p: argparse.ArgumentParser, what: str) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
+        problem = output_folder_problem(args.out, "--out") if args.command != "check" else None
+        if problem:
+            raise PrepareError(problem)
         return {"voxceleb": _voxceleb, "musan": _musan, "rirs": _rirs, "check": _check}[args.command](args)
-    except PrepareError as exc:
+    except (PrepareError, OSError) as exc:  # OSError: a file or folder it cannot create or write, named
         print(f"error: {exc}", file=sys.stderr)
         return 2
 
@@ -118,6 +126,8 @@ def _check(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         raise PrepareError(str(exc)) from None
     root = Path(args.data_root)
+    if args.report and not args.report.parent.is_dir():
+        raise PrepareError(f"--report {args.report}: the folder {args.report.parent} does not exist")
     given = data_overrides(args)
     del given["data_root"]
     if args.dataset:

@@ -3,24 +3,29 @@
 Ray Tune (Optuna, optional ASHA) proposes trial configs; each trial is one Ray Train run of the trainer with
 DDP; every trial lands in MLflow as a child run of the launch's parent run. With nothing configured it runs on
 this machine: the embedded corpus, a local Ray instance on loopback, a SQLite MLflow store in the working
-directory, and the `cpu` profile.
+directory, and the `cpu` profile. Ctrl+C / SIGTERM, dead workers and tracking outages stop or slow it without
+losing work (see the README's *Faults*); `--resume` continues a launch where it stopped.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-import signal
 import sys
 import time
 from typing import Any
 
 import search_spaces
+from study.cli_checks import number_type
 from study.data_options import DATA_OPTIONS, add_data_options, data_overrides
 from study.launch import cluster as ray_cluster
 from study.launch import code_fingerprint, progress
 from study.launch.cluster import Cluster, default_address
 from study.launch.code_fingerprint import CodeMismatchError
+from study.launch.errors import one_line
+from study.launch.console import plain_unless_terminal
+from study.launch.interrupts import Interrupted, Interrupts
+from study.launch.outage import EXIT_OUTAGE, TrackingWatch
 from study.launch.plan import PlanError, Plan, Resources, build_plan, plan_resources
 from study.launch.records import find_launch, plan_from_record, record_resources, save_launch
 from study.launch.storage import SHARED_PATHS_ENV, StorageError, check_cluster_storage
@@ -28,10 +33,11 @@ from study.launch.storage import resolve as resolve_storage
 from study.tracking import provenance, runs, store
 from study.tracking.settings import TrackingSettings
 from study.tracking.store import TrackingError, resolve_uri
-from trainables.config import PROFILES, ConfigError, parse_override
+from trainables.config import PROFILES, ConfigError, TrainConfig, parse_override
 from trainables.corpus import default_cache_dir, ensure_embedded_corpus
 
 STORAGE_ENV = "MARGIN_STUDY_STORAGE"
+DEFAULT_MAX_FAILURES = 2
 
 
 def parser() -> argparse.ArgumentParser:
@@ -51,17 +57,25 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--workers-per-trial", type=int, default=1, help="Ray Train (DDP) workers per trial (default: 1)")
     p.add_argument("--cpus-per-worker", type=float, default=1.0, help="CPUs per worker (default: 1)")
     p.add_argument("--gpus-per-worker", type=int, help="whole GPUs per worker (default: 1 when the cluster has GPUs)")
+    p.add_argument("--max-failures", type=number_type(int, 0), default=DEFAULT_MAX_FAILURES, metavar="N",
+                   help="restart a trial's workers from its last checkpoint up to N times when a worker or node "
+                        f"dies (default: {DEFAULT_MAX_FAILURES}; 0 = a failure fails the trial)")
     p.add_argument("--storage", default=os.environ.get(STORAGE_ENV) or "results",
                    help=f"results folder or URI (default: ${STORAGE_ENV}, else ./results)")
     p.add_argument("--assume-shared-storage", action="store_true",
                    help="every node sees --storage and a file-based MLflow store (e.g. all nodes on one machine); "
                         f"folders listed in ${SHARED_PATHS_ENV} are taken as shared without it")
     p.add_argument("--tracking-uri", help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else sqlite:///./mlflow.db)")
+    p.add_argument("--tracking-outage-limit", type=number_type(float, 0, exclusive=True), default=600.0,
+                   metavar="SECONDS",
+                   help="stop the study (resumably, exit 75) when the tracking server has been unreachable this "
+                        "long; until then trials go on and their metrics are sent when it is back (default: 600)")
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    plain_unless_terminal()
     if args.list:
         print(list_studies())
         return 0
@@ -72,8 +86,11 @@ def main(argv: list[str] | None = None) -> int:
     except (PlanError, TrackingError, StorageError, CodeMismatchError, ConfigError, KeyError, FileNotFoundError) as error:
         print(f"error: {error.args[0] if isinstance(error, KeyError) else error}", file=sys.stderr)
         return 2
+    except Interrupted as stop:
+        print(f"interrupted ({stop}) before any trial started; nothing to resume", file=sys.stderr)
+        return stop.code
     except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
+        print("interrupted before any trial started; nothing to resume", file=sys.stderr)
         return 130
 
 
@@ -97,6 +114,8 @@ def launch(args: argparse.Namespace) -> int:
             raise PlanError(f"--resume continues {record['experiment']} as it was launched; these options differ "
                             f"from that launch: {'; '.join(conflicts)}")
     plan = plan_from_record(record) if record else plan_from_args(args, storage)
+    if not record and not plan.embedded and not args.address:
+        check_lists(plan)
     if args.dry_run:
         plan.resources = record_resources(record) if record else resources_for(args, plan)
         print(plan.describe())
@@ -119,6 +138,25 @@ def plan_from_args(args: argparse.Namespace, storage: str) -> Plan:
     return plan
 
 
+def check_lists(plan: Plan) -> None:
+    """Refuse, before Ray starts, data every trial would fail on: a missing data root or augmentation folder, a
+    malformed training or trial list (no audio is opened: trials check their files). On a cluster joined with
+    --address the data may be where only the workers see it, so this is left to them."""
+    from trainables.data_paths import resolve_data  # heavy: torch (the trainer's data modules)
+    from trainables.dataset import DataError
+    from trainables.manifest import ManifestError, read_train_manifest, read_trials
+    from trainables.parts import check_augmentation_folders
+
+    cfg = TrainConfig.from_dict(plan.base)
+    try:
+        paths = resolve_data(cfg)
+        check_augmentation_folders(cfg, paths)
+        read_train_manifest(paths.train_manifest, paths.data_root)
+        read_trials(paths.trials)
+    except (DataError, ManifestError) as error:
+        raise PlanError(str(error)) from None
+
+
 def resources_for(args: argparse.Namespace, plan: Plan, cluster: Cluster | None = None) -> Resources:
     """Resources from the cluster (or, for a dry run without --address, this machine)."""
     cpus, gpus = (cluster.cpus, cluster.gpus) if cluster is not None else ray_cluster.local_resources()
@@ -138,13 +176,12 @@ def execute(args: argparse.Namespace, plan: Plan, record: dict[str, Any] | None)
     store.check_reachable(plan.tracking_uri)
     address = args.address or (plan.address if record else None)
     env = ray_cluster.worker_env(address, trial_env(plan))
-    previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
         cluster = connect(address, env)
-        return run_on(cluster, args, plan, record, started)
+        with Interrupts() as interrupts:  # after Ray started: it replaces Ray's SIGTERM handler
+            return run_on(cluster, args, plan, record, started, interrupts)
     finally:
         ray_cluster.disconnect()
-        signal.signal(signal.SIGTERM, previous)
 
 
 def trial_env(plan: Plan) -> dict[str, str]:
@@ -170,7 +207,8 @@ def connect(address: str | None, env: dict[str, str]) -> Cluster:
     return cluster
 
 
-def run_on(cluster: Cluster, args: argparse.Namespace, plan: Plan, record: dict[str, Any] | None, started: float) -> int:
+def run_on(cluster: Cluster, args: argparse.Namespace, plan: Plan, record: dict[str, Any] | None, started: float,
+           interrupts: Interrupts) -> int:
     """Check the cluster, open the parent run, record the launch, fit the Tuner and report; the exit status."""
     from study.launch.tuner import make_tuner  # heavy: ray.tune and torch; --list, --help and --dry-run skip them
 
@@ -178,17 +216,45 @@ def run_on(cluster: Cluster, args: argparse.Namespace, plan: Plan, record: dict[
     check_cluster(cluster, plan, args.assume_shared_storage or bool(record and record.get("assume_shared_storage")))
     experiment_id = store.prepare_experiment(plan.tracking_uri, plan.study.name)
     parent_run_id = parent_run(plan, record, experiment_id)
-    driver = driver_plan(plan, resources, experiment_id, parent_run_id, provenance.git_commit())
+    max_failures = record["driver"].get("max_failures", 0) if record else args.max_failures
+    driver = driver_plan(plan, resources, experiment_id, parent_run_id, provenance.git_commit(), max_failures)
     if not record:
         save_launch(plan, resources, driver, args.assume_shared_storage)
     print(f"{plan.study.name}: {plan.num_samples} trial(s), {resources.per_trial()} each, "
           f"up to {resources.max_concurrent} at once; results in {plan.storage}/{plan.experiment}")
-    result_grid = fit(make_tuner(plan, resources, driver, restore=bool(record)))
-    if result_grid is None or result_grid.num_terminated + result_grid.num_errors < len(result_grid):
-        runs.finish_parent_run(plan.tracking_uri, parent_run_id, {}, status="KILLED")
-        print(f"interrupted; continue with: python -m study.run {plan.study.name} --resume --storage {plan.storage}")
-        return 130
-    return report(plan, driver, parent_run_id, result_grid, started)
+    tuner = make_tuner(plan, resources, driver, restore=bool(record))
+    interrupts.fitting = True
+    outage = TrackingWatch(plan.tracking_uri, args.tracking_outage_limit, lambda why: interrupts.stop(why, EXIT_OUTAGE))
+    try:
+        with outage:
+            result_grid = tuner.fit()
+    except Interrupted:  # a second signal while Tune was stopping
+        result_grid = None
+    finally:
+        interrupts.fitting = False
+    if interrupts.signum is not None:
+        return stopped(plan, driver, interrupts)
+    try:
+        return report(plan, driver, parent_run_id, result_grid, started)
+    except TrackingOutage as error:
+        print(f"{error}; when it is back, run: python -m study.run {plan.study.name} --resume --storage {plan.storage}")
+        return EXIT_OUTAGE
+
+
+def stopped(plan: Plan, driver, interrupts: Interrupts) -> int:
+    """Mark the trials that did not finish (and the launch) interrupted, say how to resume; the exit status."""
+    tracking = driver.tracking
+    try:
+        states = runs.interrupt_launch(tracking) if tracking is not None else {}
+    except Exception as error:  # the tracking server is down: the runs stay RUNNING; --resume continues them
+        print(f"MLflow was not told ({one_line(error)}); the runs stay RUNNING until --resume continues them")
+        states = {}
+    finished = sum(status == "FINISHED" for status in states.values())
+    cut = sorted(trial for trial, status in states.items() if status == runs.INTERRUPTED)
+    print(f"{interrupts.reason}: the study stopped; {finished} of {plan.num_samples} trial(s) finished"
+          + (f", {len(cut)} interrupted ({', '.join(cut)}) and resumable from their last checkpoint" if cut else ""))
+    print(f"continue with: python -m study.run {plan.study.name} --resume --storage {plan.storage}")
+    return interrupts.code
 
 
 def check_cluster(cluster: Cluster, plan: Plan, assume_shared: bool) -> None:
@@ -203,7 +269,7 @@ def parent_run(plan: Plan, record: dict[str, Any] | None, experiment_id: str) ->
     """The id of the launch's MLflow parent run: the recorded one set running again, else a new one."""
     if record:
         parent_run_id = record["tracking"]["parent_run_id"]
-        store.client(plan.tracking_uri).update_run(parent_run_id, status="RUNNING")
+        runs.reopen_parent_run(plan.tracking_uri, parent_run_id)
         print(f"resuming {plan.storage}/{plan.experiment} (finished trials are not rerun)")
         return parent_run_id
     return runs.start_parent_run(
@@ -216,41 +282,51 @@ def parent_run(plan: Plan, record: dict[str, Any] | None, experiment_id: str) ->
     )
 
 
-def fit(tuner):
-    """The Tuner's result grid, or None when interrupted (Ctrl+C or SIGTERM)."""
-    try:
-        return tuner.fit()
-    except KeyboardInterrupt:
-        return None
+class TrackingOutage(RuntimeError):
+    """The tracking server could not take the launch's final state; the message says what was not logged."""
 
 
 def report(plan: Plan, driver, parent_run_id: str, result_grid, started: float) -> int:
     """Close runs the workers could not close, print the summary, close the parent run; exit status."""
     study = plan.study
     trials = progress.outcomes(result_grid, plan.base["epochs"])
-    for trial in trials:
-        if trial.error:
-            runs.close_trial_run(driver.tracking, trial.trial_id, "FAILED", {"error": trial.error[:500]})
-        elif trial.stopped_early:
-            runs.close_trial_run(driver.tracking, trial.trial_id, "FINISHED", {"stopped_early": "true"})
+    try:
+        failed, top = close_launch(plan, driver, parent_run_id, trials)
+    finally:
+        where = {
+            "results": f"{plan.storage}/{plan.experiment}",
+            "mlflow": f"{plan.tracking_uri}, experiment '{study.name}', parent run {parent_run_id}",
+            "browse": store.ui_command(plan.tracking_uri),
+        }
+        print(progress.summary(study.name, trials, plan.searched, plan.conditions, study.metric, study.mode,
+                               study.references, time.monotonic() - started, where))
+    return 1 if failed or top is None else 0
+
+
+def close_launch(plan: Plan, driver, parent_run_id: str, trials) -> tuple[bool, Any]:
+    """Close the runs the workers could not and the parent run with the summary metrics; (any failed, best)."""
+    study = plan.study
     top = progress.best(trials, study.metric, study.mode)
     summary_metrics = {"trials": len(trials), "failed_trials": sum(t.error is not None for t in trials)}
     if top is not None:
         summary_metrics.update({f"best_{study.metric}": top.metrics[study.metric],
                                 "best_min_dcf": top.metrics.get("min_dcf", float("nan"))})
     failed = summary_metrics["failed_trials"] > 0
-    runs.finish_parent_run(plan.tracking_uri, parent_run_id, summary_metrics, status="FAILED" if failed else "FINISHED")
-    where = {
-        "results": f"{plan.storage}/{plan.experiment}",
-        "mlflow": f"{plan.tracking_uri}, experiment '{study.name}', parent run {parent_run_id}",
-        "browse": store.ui_command(plan.tracking_uri),
-    }
-    print(progress.summary(study.name, trials, plan.searched, plan.conditions, study.metric, study.mode, study.references,
-                           time.monotonic() - started, where))
-    return 1 if failed or top is None else 0
+    try:
+        for trial in trials:
+            if trial.error:
+                runs.close_trial_run(driver.tracking, trial.trial_id, "FAILED", {runs.ERROR_TAG: trial.error})
+            elif trial.stopped_early:
+                runs.mark_stopped_early(driver.tracking, trial.trial_id)
+        runs.finish_parent_run(plan.tracking_uri, parent_run_id, summary_metrics,
+                               status="FAILED" if failed else "FINISHED")
+    except Exception as error:  # the tracking server is down (MLflow raises several types)
+        raise TrackingOutage(f"MLflow could not take the launch's final state ({one_line(error)})") from None
+    return failed, top
 
 
-def driver_plan(plan: Plan, resources: Resources, experiment_id: str, parent_run_id: str, commit: str):
+def driver_plan(plan: Plan, resources: Resources, experiment_id: str, parent_run_id: str, commit: str,
+                max_failures: int = 0):
     """What every trial of the launch shares, its MLflow settings included."""
     from study.launch.driver import DriverPlan  # heavy: ray (imported by driver.py)
 
@@ -259,6 +335,7 @@ def driver_plan(plan: Plan, resources: Resources, experiment_id: str, parent_run
         conditions=plan.conditions,
         workers_per_trial=resources.workers_per_trial, cpus_per_worker=resources.cpus_per_worker,
         gpus_per_worker=resources.gpus_per_worker, train_storage=f"{plan.storage}/{plan.experiment}",
+        max_failures=max_failures,
         tracking=TrackingSettings(tracking_uri=plan.tracking_uri, experiment_id=experiment_id,
                                   parent_run_id=parent_run_id, study=plan.study.name, git_commit=commit),
     )
@@ -294,13 +371,11 @@ def resume_conflicts(args: argparse.Namespace, record: dict[str, Any]) -> list[s
     for flag, key in (("--workers-per-trial", "workers_per_trial"), ("--cpus-per-worker", "cpus_per_worker")):
         value = getattr(args, key)
         given[flag] = (None if value == parser().get_default(key) else value, record["resources"][key])
+    failures = args.max_failures
+    given["--max-failures"] = (None if failures == DEFAULT_MAX_FAILURES else failures,
+                               record["driver"].get("max_failures", 0))
     found += [f"{flag} {now} (was {was})" for flag, (now, was) in given.items() if now is not None and now != was]
     return found
-
-
-def _interrupt(signum, frame):
-    """SIGTERM stops like Ctrl+C: Tune saves its state, so the launch can be resumed."""
-    signal.raise_signal(signal.SIGINT)
 
 
 if __name__ == "__main__":

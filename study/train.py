@@ -13,6 +13,7 @@ import sys
 import tempfile
 import time
 
+from study.cli_checks import device_problem, output_folder_problem
 from study.data_options import add_data_options, data_overrides
 from study.datasets.check import check_data
 from study.datasets.root import DATASETS, PrepareError, dataset_paths
@@ -47,6 +48,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.max_utterances is not None:
         overrides["max_utterances"] = args.max_utterances
     profile = args.profile or ("paper" if args.dataset else "cpu")
+    problem = device_problem(args.device) or (output_folder_problem(args.output, "--output") if args.output else None)
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
+        return 2
     try:
         if args.dataset:
             if not args.data_root:
@@ -58,7 +63,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 2
     if args.preflight:
-        return _preflight(cfg)
+        try:
+            return _preflight(cfg)
+        except (FileNotFoundError, DataError) as error:  # no data root folder, no writable corpus cache
+            print(f"error: {error}", file=sys.stderr)
+            return 2
 
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="margin-study-train-") as tmp:

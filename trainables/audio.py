@@ -22,6 +22,9 @@ AUDIO_SUFFIXES = (".wav", ".flac")
 """The audio files a noise or RIR folder contributes (matched case-insensitively)."""
 _DECLARED_DATA = re.compile(r"^data\s*:\s*(\d+)\s*\(should be (\d+)\)", re.MULTILINE)
 _STREAMING_SIZES = (0, 0xFFFFFFFF, 0x7FFFFFFF)
+_FLOAT_SUBTYPES = ("FLOAT", "DOUBLE")
+"""Sample formats that can hold NaN or infinity (integer PCM and FLAC cannot)."""
+_SCAN_FRAMES = 1 << 20
 
 
 class AudioError(ValueError):
@@ -74,12 +77,23 @@ def _open_checked(f: sf.SoundFile, path: str) -> None:
         raise AudioError(path, f"unsupported sample rate {f.samplerate} Hz")
 
 
+def _non_finite(path: str, count: int) -> AudioError:
+    return AudioError(path, f"{count} non-finite (nan/inf) samples")
+
+
+def _count_non_finite(f: sf.SoundFile) -> int:
+    """NaN and infinite samples in a whole opened file, read in blocks."""
+    f.seek(0)
+    return sum(int(np.sum(~np.isfinite(block))) for block in f.blocks(_SCAN_FRAMES, dtype="float32", always_2d=True))
+
+
 def audio_info(path: str | os.PathLike) -> tuple[int, int]:
     """Return (frames, samplerate) of an audio file, at the file's own rate.
 
     Besides opening the header it decodes the file's last frame, so truncated WAV and FLAC files are caught
-    here (about 0.1 ms per file). Raises AudioError when the file is missing, empty, has no frames, is
-    truncated or cannot be decoded.
+    here (about 0.1 ms per file); a file of float samples is decoded whole, so NaN or infinite samples are
+    caught too. Raises AudioError when the file is missing, empty, has no frames, is truncated, cannot be
+    decoded or holds non-finite samples.
     """
     path = str(path)
     _check_exists(path)
@@ -90,6 +104,9 @@ def audio_info(path: str | os.PathLike) -> tuple[int, int]:
             f.seek(frames - 1)
             if f.read(1, dtype="float32").shape[0] != 1:
                 raise AudioError(path, f"truncated (header declares {frames} frames, the last cannot be read)")
+            bad = _count_non_finite(f) if f.subtype in _FLOAT_SUBTYPES else 0
+            if bad:
+                raise _non_finite(path, bad)
     except AudioError:
         raise
     except (sf.LibsndfileError, RuntimeError, OSError, ValueError) as exc:
@@ -148,7 +165,7 @@ def load_audio(path: str | os.PathLike, sample_rate: int, start: int = 0, frames
     data, rate = _read(path, sample_rate, start, frames)
     wave = data.mean(axis=1, dtype=np.float32) if data.shape[1] > 1 else data[:, 0]  # (samples,)
     if not np.isfinite(wave).all():
-        raise AudioError(path, f"{int(np.sum(~np.isfinite(wave)))} non-finite (nan/inf) samples")
+        raise _non_finite(path, int(np.sum(~np.isfinite(wave))))
     if rate != sample_rate:
         wave = AF.resample(torch.from_numpy(np.ascontiguousarray(wave)), rate, sample_rate).numpy()
         wave = wave[start:] if frames < 0 else wave[start : start + frames]

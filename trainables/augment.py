@@ -27,7 +27,7 @@ import torch
 import torchaudio.functional as AF
 from torch import Tensor
 
-from trainables.audio import audio_files
+from trainables.audio import AudioError, audio_files
 
 MUSAN_SNR_DB: dict[str, tuple[float, float]] = {
     "noise": (0.0, 15.0),
@@ -45,6 +45,8 @@ def _load_mono(path: Path, sample_rate: int, max_seconds: float | None) -> Tenso
     file_rate = sf.info(str(path)).samplerate
     frames = -1 if max_seconds is None else max(1, int(round(max_seconds * file_rate)))
     data, _ = sf.read(str(path), frames=frames, dtype="float32", always_2d=True)  # (N, channels)
+    if not np.isfinite(data).all():
+        raise AudioError(str(path), f"{int(np.sum(~np.isfinite(data)))} non-finite (nan/inf) samples")
     wave = torch.from_numpy(np.ascontiguousarray(data.mean(axis=1)))  # (N,)
     if file_rate != sample_rate:
         wave = AF.resample(wave, file_rate, sample_rate)

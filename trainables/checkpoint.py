@@ -71,10 +71,20 @@ def read_checkpoint(folder: str | Path, map_location: str | torch.device = "cpu"
         return torch.load(path, map_location=map_location, weights_only=True)
     except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError) as error:
         reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        reason = reason.split(". ")[0]  # PyTorch's weights_only refusal goes on for a paragraph
         raise CheckpointError(
             f"checkpoint {path} was refused: it holds more than tensors and plain values, or is damaged "
             f"(nothing in it was run); remove it to start afresh ({reason})"
         ) from None
+
+
+def read_scores(folder: str | Path) -> dict[str, np.ndarray] | None:
+    """The trial scores saved with a checkpoint (arrays only, no pickles), or None when it has none."""
+    path = Path(folder) / SCORES_FILE
+    if not path.is_file():
+        return None
+    with np.load(path, allow_pickle=False) as data:
+        return {key: data[key] for key in data.files}
 
 
 def latest_checkpoint(root: str | Path) -> Path | None:

@@ -7,7 +7,9 @@ from pathlib import Path
 from typing import Callable
 
 from trainables.config import TrainConfig
-from trainables.corpus import NOISE_DIR, RIR_DIR, TRAIN_MANIFEST, TRIALS, ensure_embedded_corpus
+from trainables.corpus import (CACHE_ENV, NOISE_DIR, RIR_DIR, TRAIN_MANIFEST, TRIALS, default_cache_dir,
+                               ensure_embedded_corpus)
+from trainables.dataset import DataError
 from trainables.manifest import resolve
 
 
@@ -24,9 +26,15 @@ class DataPaths:
 
 
 def resolve_data(cfg: TrainConfig, log: Callable[[str], None] = print) -> DataPaths:
-    """Paths from the config; with no data_root, the embedded corpus (generated once, cached)."""
+    """Paths from the config; with no data_root, the embedded corpus (generated once, cached). Raises
+    FileNotFoundError for a data_root that is not a folder, DataError for a cache the corpus cannot be written to."""
     if not cfg.data_root:
-        root = str(ensure_embedded_corpus(log=log))
+        try:
+            root = str(ensure_embedded_corpus(log=log))
+        except OSError as exc:
+            reason = exc.strerror or exc
+            raise DataError(f"the embedded corpus cannot be generated in {default_cache_dir()} ({reason}): "
+                            f"set {CACHE_ENV} to a writable folder, or give a data_root") from None
         return DataPaths(
             data_root=root,
             train_manifest=resolve(root, cfg.train_manifest or TRAIN_MANIFEST),

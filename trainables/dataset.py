@@ -53,7 +53,7 @@ def _refuse_too_many(bad: list[AudioError], total: int, max_bad_fraction: float)
         more = f"; and {len(bad) - _SHOWN_BAD} more" if len(bad) > _SHOWN_BAD else ""
         raise DataError(
             f"{len(bad)} of {total} training files ({len(bad) / total:.1%}) are unreadable, more than "
-            f"max_bad_fraction={max_bad_fraction:g}: {shown}{more}"
+            f"max_bad_files={max_bad_fraction:g} allows (--set max_bad_files=F to skip more): {shown}{more}"
         )
 
 

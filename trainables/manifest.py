@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import io
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 
@@ -67,6 +68,14 @@ def _read_text(path: str, what: str) -> str:
         raise ManifestError(f"{path}: cannot read {what} ({exc})") from exc
 
 
+def _rows(reader: Iterator[list[str]], path: str) -> Iterator[list[str]]:
+    """The reader's rows; a line the csv module cannot parse (e.g. an oversized field) is a ManifestError."""
+    try:
+        yield from reader
+    except csv.Error as exc:
+        raise ManifestError(f"{path}:{reader.line_num}: not a CSV row the list can hold ({exc})") from None
+
+
 def read_train_manifest(csv_path: str | os.PathLike, data_root: str | os.PathLike) -> list[Utterance]:
     """Parse a training list: a CSV whose header has a `File` column and optionally `Speaker`.
 
@@ -78,7 +87,7 @@ def read_train_manifest(csv_path: str | os.PathLike, data_root: str | os.PathLik
     header: list[str] | None = None
     utterances: list[Utterance] = []
     resolve_name = _resolver(data_root)
-    for row in reader:
+    for row in _rows(reader, path):
         line_no = reader.line_num
         if not "".join(row).strip():
             continue

@@ -5,9 +5,11 @@ Only here (and in the loop) does a config become objects; the math modules take 
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from typing import Callable
 
+import soundfile as sf
 import torch
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
@@ -82,15 +84,18 @@ def build_data(cfg: TrainConfig, paths: DataPaths, device: torch.device, log: Ca
         max_bad_fraction=cfg.max_bad_files,
         log=log,
     )
-    sampler = BatchSampler(
-        dataset.speakers,
-        cfg.batch_size,
-        cfg.seed,
-        prevent_class_collisions=cfg.prevent_class_collisions,
-        max_utterances_per_speaker=cfg.max_utterances_per_speaker,
-        rank=rank,
-        world_size=world_size,
-    )
+    try:
+        sampler = BatchSampler(
+            dataset.speakers,
+            cfg.batch_size,
+            cfg.seed,
+            prevent_class_collisions=cfg.prevent_class_collisions,
+            max_utterances_per_speaker=cfg.max_utterances_per_speaker,
+            rank=rank,
+            world_size=world_size,
+        )
+    except ValueError as exc:  # too few (usable or labelled) utterances for the config's batches
+        raise DataError(f"training list {paths.train_manifest}: {exc}") from None
     loader = DataLoader(
         BatchedViews(dataset), sampler=sampler, batch_size=None, num_workers=cfg.loader_workers, pin_memory=device.type == "cuda"
     )
@@ -112,21 +117,38 @@ def build_step(cfg: TrainConfig, paths: DataPaths, device: torch.device) -> Step
 
 
 def check_augmentation_folders(cfg: TrainConfig, paths: DataPaths) -> None:
-    """Refuse, before anything loads, an augmentation probability above 0 without its folder."""
-    for key, probability, folder, flag in (("noise_prob", cfg.noise_prob, paths.noise_dir, "noise_dir (--noise DIR)"),
-                                           ("reverb_prob", cfg.reverb_prob, paths.rir_dir, "rir_dir (--rir DIR)")):
+    """Refuse, before anything loads, an augmentation probability above 0 without its folder, and a folder given
+    that is not one."""
+    folders = (("noise_prob", cfg.noise_prob, paths.noise_dir, "noise_dir", "--noise"),
+               ("reverb_prob", cfg.reverb_prob, paths.rir_dir, "rir_dir", "--rir"))
+    for key, probability, folder, field, flag in folders:
         if probability > 0 and not folder:
-            raise DataError(f"{key}={probability:g} needs a folder: give {flag}, or set {key}=0")
+            raise DataError(f"{key}={probability:g} needs a folder: give {field} ({flag} DIR), or set {key}=0")
+        if folder and not os.path.isdir(folder):
+            raise DataError(f"{field} ({flag}) {folder} is not a folder")
 
 
 def build_augmenter(cfg: TrainConfig, paths: DataPaths, device: torch.device) -> Augmenter:
     """Additive noise and reverberation from the run's folders (a folder may be absent when its probability is 0)."""
     return Augmenter(
-        NoiseBank.from_dir(paths.noise_dir, cfg.sample_rate, device=device) if paths.noise_dir else None,
-        RirBank.from_dir(paths.rir_dir, cfg.sample_rate, device=device) if paths.rir_dir else None,
+        _bank(NoiseBank, paths.noise_dir, cfg.sample_rate, device),
+        _bank(RirBank, paths.rir_dir, cfg.sample_rate, device),
         noise_prob=cfg.noise_prob,
         reverb_prob=cfg.reverb_prob,
     )
+
+
+def _bank(kind: type[NoiseBank] | type[RirBank], folder: str, sample_rate: int,
+          device: torch.device) -> NoiseBank | RirBank | None:
+    """The bank of one augmentation folder (None without one); a folder or file it cannot load is a DataError."""
+    if not folder:
+        return None
+    try:
+        return kind.from_dir(folder, sample_rate, device=device)
+    except ValueError as exc:  # names the folder, or (AudioError) the file
+        raise DataError(str(exc)) from None
+    except sf.LibsndfileError as exc:  # names the file
+        raise DataError(f"{'noise' if kind is NoiseBank else 'RIR'} folder {folder}: {exc}") from None
 
 
 def build_framework(cfg: TrainConfig) -> nn.Module:

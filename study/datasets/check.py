@@ -4,8 +4,9 @@ Parses the lists exactly as the trainer does, opens every audio file they name (
 in parallel worker processes when there are many) with a progress bar, and reports counts, durations, sample
 rates, unusable files and train/test speaker overlap. Problems are errors when the run would stop or its
 numbers would be invalid: a malformed list, any unusable trial, noise or RIR file (these are all loaded), more
-unusable training files than `max_bad_files` allows, a training speaker or file that is also in the trials
-(unless overlap is allowed). Resampling and wrap-padding are warnings.
+unusable training files than `max_bad_files` allows, too few usable utterances (or speakers) for one batch, a
+training speaker or file that is also in the trials (unless overlap is allowed). Resampling and wrap-padding are
+warnings.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from trainables.audio import AUDIO_SUFFIXES, AudioError, audio_files, audio_info
 from trainables.augment import MUSAN_SNR_DB
 from trainables.config import TrainConfig
 from trainables.manifest import ManifestError, Trial, Utterance, read_train_manifest, read_trials, resolve, trial_files
+from trainables.sampler import BatchSampler
 
 CHUNK_FILES = 2000
 """Files per task handed to a worker process."""
@@ -210,6 +212,7 @@ def _check_training(report: CheckReport, lists: _Lists, opened: _Opened, cfg: Tr
     report.summary.append(f"training list {lists.train_path}: {report.utterances:,} utterances, "
                           f"{report.speakers:,} speakers, {_hours(good.sum())}{spread}")
     unusable = np.isin(rows, np.fromiter(opened.errors, dtype=np.int64, count=len(opened.errors)))
+    _check_batches(report, lists, unusable, cfg)
     if unusable.any():
         n_bad = int(unusable.sum())
         fraction = n_bad / len(train_paths)
@@ -227,6 +230,16 @@ def _check_training(report: CheckReport, lists: _Lists, opened: _Opened, cfg: Tr
     duplicates = len(train_paths) - len(set(train_paths))
     if duplicates:
         report.add(False, f"{duplicates:,} duplicate path(s) in the training list {lists.train_path}")
+
+
+def _check_batches(report: CheckReport, lists: _Lists, unusable: np.ndarray, cfg: TrainConfig) -> None:
+    """The trainer's own batch sampler over the usable utterances: too few of them (or of their speakers) for one
+    batch is an error."""
+    speakers = [lists.utterances[i].speaker for i in np.flatnonzero(~unusable)]
+    try:
+        BatchSampler(speakers, cfg.batch_size, cfg.seed, cfg.prevent_class_collisions, cfg.max_utterances_per_speaker)
+    except ValueError as exc:
+        report.add(True, f"training list {lists.train_path}: {exc}: the trainer refuses")
 
 
 def _check_trials(report: CheckReport, lists: _Lists, trial_paths: list[str], opened: _Opened) -> None:

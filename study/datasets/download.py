@@ -44,6 +44,8 @@ class Resource:
         """The same archive from a mirror: the URL's path under the mirror's base URL."""
         if not mirror:
             return self
+        if not re.match(r"^https?://[^/]+", mirror):
+            raise PrepareError(f"--mirror {mirror!r} is not an http(s) URL, e.g. https://us.openslr.org")
         path = re.sub(r"^[a-z]+://[^/]+", "", self.url)
         return Resource(self.name, mirror.rstrip("/") + path, self.md5, self.size)
 

@@ -34,11 +34,13 @@ DATASETS = {
 dev, test on VoxCeleb1-O); 'voxceleb1' trains on VoxCeleb1 dev instead (paper P's data, same test list)."""
 
 _HOW = {
-    "train_manifest": "python -m study.prepare voxceleb --vox1 DIR --vox2 DIR --out {root}",
-    "trials": "python -m study.prepare voxceleb --vox1 DIR --out {root}",
-    "noise_dir": "python -m study.prepare musan --root DIR --out {root} [--download]",
-    "rir_dir": "python -m study.prepare rirs --root DIR --out {root} [--download]",
+    VOX2_TRAIN: "python -m study.prepare voxceleb --vox1 DIR --vox2 DIR --out {root}",
+    VOX1_TRAIN: "python -m study.prepare voxceleb --vox1 DIR --out {root}",
+    TRIAL_LISTS["O"]: "python -m study.prepare voxceleb --vox1 DIR --out {root}",
+    MUSAN_DIR: "python -m study.prepare musan --root DIR --out {root} [--download]",
+    RIR_DIR: "python -m study.prepare rirs --root DIR --out {root} [--download]",
 }
+"""The command that makes each file or folder of a prepared root."""
 
 
 class PrepareError(RuntimeError):
@@ -55,7 +57,7 @@ def dataset_paths(name: str, data_root: str | Path, given: dict[str, str] | None
     root = Path(data_root).expanduser()
     paths = {key: (given or {}).get(key) or value for key, value in DATASETS[name].items()}
     missing = [
-        f"{root / DATASETS[name][key]} is missing: run `{_HOW[key].format(root=root)}`"
+        f"{root / DATASETS[name][key]} is missing: run `{_HOW[DATASETS[name][key]].format(root=root)}`"
         for key, value in paths.items()
         if value == DATASETS[name][key] and not (root / value).exists()
     ]

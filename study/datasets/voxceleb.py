@@ -161,6 +161,9 @@ def prepare_voxceleb(
     PrepareError (ffmpeg missing, list missing or naming absent files, no speakers found, ...). Conversion
     failures do not raise: they are in the summary's `conversion.failed` and left out of the list.
     """
+    missing = [folder for folder in trials_dirs or [] if not folder.is_dir()]
+    if missing:
+        raise PrepareError(f"trial list folder {missing[0]} (--trials-dir) is not a folder")
     out.mkdir(parents=True, exist_ok=True)
     summary = VoxCelebSummary()
     speakers1 = find_speakers(vox1, exclude=out)

@@ -65,10 +65,6 @@ def is_loopback(host: str) -> bool:
 def worker_env(address: str | None, extra: dict[str, str]) -> dict[str, str]:
     """Environment variables every Ray worker of the study gets."""
     env = {**WORKER_ENV, **extra}
-    host = (address or "127.0.0.1").replace("ray://", "").rsplit(":", 1)[0]
-    if is_loopback(host):
-        env["GLOO_SOCKET_IFNAME"] = "lo"  # keep DDP traffic on loopback too
-        env["NCCL_SOCKET_IFNAME"] = "lo"
     if address is None:
         env.update(LOCAL_ENV)
         env["PYTHONPATH"] = os.pathsep.join(p for p in (str(PROJECT_ROOT), os.environ.get("PYTHONPATH", "")) if p)

@@ -18,14 +18,20 @@ import ray.train.torch
 import ray.tune
 import torch
 import torch.distributed as dist
+from ray.train import UserCallback
 from ray.train.torch import TorchTrainer
 from ray.tune.integration.ray_train import TuneReportCallback
 
 from search_spaces import describe_config
+from study.launch.errors import one_line
+from study.launch.rendezvous import NodeBoundTorchConfig
 from study.launch.worker_hooks import RayTrainHooks
-from study.tracking.runs import close_trial_run, finished_trial_metrics, log_checkpoint_reference
+from study.tracking.background import send_until_done
+from study.tracking.runs import finished_trial_metrics, log_checkpoint_reference, start_trial_run
 from study.tracking.settings import TrackingSettings, TrialTracking
+from trainables.checkpoint import read_checkpoint, read_scores
 from trainables.config import TrainConfig
+from trainables.data_paths import resolve_data
 from trainables.loop import Runtime, train
 
 
@@ -45,6 +51,7 @@ class DriverPlan:
     tracking: TrackingSettings | None = None
     """None = the trials are not tracked in MLflow."""
     max_failures: int = 0
+    """Restarts of a trial's workers from its last checkpoint after a worker or node dies (or a worker raises)."""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -61,7 +68,7 @@ def train_driver(config: dict[str, Any], plan: dict[str, Any]) -> None:
     """Tune function trainable: run the trial's config with Ray Train, unless its MLflow run already finished."""
     driver = DriverPlan.from_dict(plan)
     trial_id = ray.tune.get_context().get_trial_id()
-    done = finished_trial_metrics(driver.tracking, trial_id)
+    done = _finished_metrics(driver.tracking, trial_id)
     if done is not None and driver.metric in done:
         ray.tune.report(done)  # finished before the launch was interrupted: not rerun
         return
@@ -70,16 +77,38 @@ def train_driver(config: dict[str, Any], plan: dict[str, Any]) -> None:
     if driver.tracking is not None:
         tracking = driver.tracking.for_trial(trial_id, run_name(trial_id, config, driver.searched, driver.conditions))
     trainer = torch_trainer(train_fn_per_worker, {"config": config, "tracking": tracking}, driver, f"train_{trial_id}",
-                            [ReportEvaluatedEpochs(driver.metric)])
+                            [ReportEvaluatedEpochs(driver.metric), ReportFailures(trial_id, driver.max_failures)])
     try:
         result = trainer.fit()
-    except Exception:
-        if driver.tracking is not None:
-            close_trial_run(driver.tracking, trial_id, "FAILED")
-        raise
-    if driver.tracking is not None:
-        checkpoint = result.checkpoint.path if result.checkpoint else None
-        log_checkpoint_reference(driver.tracking, trial_id, {"checkpoint": checkpoint, "train_run": result.path})
+    except Exception as error:  # the launch's driver closes the run: FAILED, or interrupted when it stopped the trial
+        raise TrialFailed(one_line(error)) from None
+    if tracking is not None:
+        finish_run(tracking, TrainConfig.from_dict(config), result)
+
+
+def finish_run(tracking: TrialTracking, cfg: TrainConfig, result) -> None:
+    """Complete the trial's child run from its final checkpoint where the workers could not (a tracking outage),
+    then attach where that checkpoint is."""
+    launch, trial_id = tracking.launch, tracking.trial_id
+    if _finished_metrics(launch, trial_id) is None and result.checkpoint is not None:
+        with result.checkpoint.as_directory() as folder:
+            history, scores = read_checkpoint(folder)["history"], read_scores(folder)
+        send_until_done(lambda: start_trial_run(tracking, cfg, asdict(resolve_data(cfg))), history, scores)
+    checkpoint = result.checkpoint.path if result.checkpoint else None
+    log_checkpoint_reference(launch, trial_id, {"checkpoint": checkpoint, "train_run": result.path})
+
+
+def _finished_metrics(launch: TrackingSettings | None, trial_id: str) -> dict[str, float] | None:
+    """The trial's final metrics when its run finished; None when not, or when the store cannot say (the trial
+    then runs: resumed from its last checkpoint, a finished one ends at once)."""
+    try:
+        return finished_trial_metrics(launch, trial_id)
+    except Exception:  # e.g. the tracking server is down (the launch's driver says so)
+        return None
+
+
+class TrialFailed(RuntimeError):
+    """A trial's Ray Train run failed for good (retries spent); the message is one readable line."""
 
 
 def torch_trainer(train_fn, train_loop_config: dict[str, Any], driver: DriverPlan, name: str, callbacks: Sequence[Any] = ()):
@@ -89,6 +118,7 @@ def torch_trainer(train_fn, train_loop_config: dict[str, Any], driver: DriverPla
     return TorchTrainer(
         train_fn,
         train_loop_config=train_loop_config,
+        torch_config=NodeBoundTorchConfig(),
         scaling_config=ray.train.ScalingConfig(
             num_workers=driver.workers_per_trial,
             use_gpu=gpus > 0,
@@ -154,3 +184,22 @@ class ReportEvaluatedEpochs(TuneReportCallback):
     def after_report(self, run_context, metrics, checkpoint):
         if metrics and self.metric in metrics[0]:
             super().after_report(run_context, [{**metrics[0], "world_size": len(metrics)}], checkpoint)
+
+
+class ReportFailures(UserCallback):
+    """A Train callback printing one line per worker failure of the trial: which rank, why, and whether the
+    workers restart from the last checkpoint."""
+
+    def __init__(self, trial_id: str, max_failures: int):
+        self.trial_id = trial_id
+        self.max_failures = max_failures
+        self.failures = 0
+
+    def after_exception(self, run_context, worker_exceptions):
+        self.failures += 1
+        ranks = ", ".join(f"rank {rank}: {one_line(error)}" for rank, error in sorted(worker_exceptions.items()))
+        if self.failures <= self.max_failures:
+            then = f"restarting from its last checkpoint (retry {self.failures} of {self.max_failures})"
+        else:
+            then = f"no retry left (--max-failures {self.max_failures})"
+        print(f"trial {self.trial_id}: worker failed ({ranks}); {then}", flush=True)

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
 from search_spaces import Reference, describe_config, matching_reference
+from study.launch.errors import one_line
 
 
 @dataclass
@@ -31,10 +32,13 @@ class TrialOutcome:
 
 
 def progress_callback(total: int, epochs: int, searched: Sequence[str], conditions: Mapping[str, Mapping[str, Any]],
-                      metric: str, log: Callable[[str], None] | None = None):
+                      metric: str, log: Callable[[str], None] | None = None,
+                      stopped_early: Callable[[str], None] | None = None):
     """A Tune callback printing a line (`log`, default print) when a trial starts, reports an evaluation,
-    finishes or fails. `print` is looked up when a line is written, not bound here: Tune pickles the callback,
-    and Ray may have replaced `builtins.print` in between, which pickle refuses."""
+    finishes or fails, and calling `stopped_early(trial_id)` when a scheduler stops a trial before its last
+    epoch (then, and not when the launch is interrupted). `print` is looked up when a line is written, not
+    bound here: Tune pickles the callback, and Ray may have replaced `builtins.print` in between, which pickle
+    refuses."""
     from ray import tune  # heavy: ray; the summary and its tests run without it
 
     class Progress(tune.Callback):
@@ -59,7 +63,12 @@ def progress_callback(total: int, epochs: int, searched: Sequence[str], conditio
 
         def on_trial_complete(self, iteration, trials, trial, **info):
             self.done += 1
-            self._line(f"trial {trial.trial_id} done ({self.done}/{total} trials)")
+            last = int((trial.last_result or {}).get("epoch", 0))
+            early = 0 < last < epochs
+            if early and stopped_early is not None:
+                stopped_early(trial.trial_id)
+            self._line(f"trial {trial.trial_id} {'stopped early by the scheduler' if early else 'done'} "
+                       f"({self.done}/{total} trials)")
 
         def on_trial_error(self, iteration, trials, trial, **info):
             self.done += 1
@@ -74,7 +83,7 @@ def outcomes(result_grid, epochs: int) -> list[TrialOutcome]:
     for result in result_grid:
         metrics = dict(result.metrics or {})
         trial_id = metrics.get("trial_id") or Path(result.path).name.removeprefix("trial_")
-        error = None if result.error is None else f"{type(result.error).__name__}: {result.error}".splitlines()[0]
+        error = None if result.error is None else one_line(result.error)
         found.append(TrialOutcome(trial_id, dict(result.config or {}), metrics, error, epochs))
     return sorted(found, key=lambda o: o.trial_id)
 

@@ -58,7 +58,7 @@ def searcher(study: Study, profile: str, num_samples: int, seeds: Sequence[int] 
         from ray.tune.search.basic_variant import BasicVariantGenerator  # heavy: ray
 
         return BasicVariantGenerator(points_to_evaluate=study.grid_points(seeds))
-    from ray.tune.search.optuna import OptunaSearch  # heavy: ray
+    from study.launch.resumable_optuna import ResumableOptunaSearch  # heavy: ray
 
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)  # `group` is "experimental"
 
@@ -67,7 +67,7 @@ def searcher(study: Study, profile: str, num_samples: int, seeds: Sequence[int] 
     sampler = optuna.samplers.TPESampler(
         seed=study.searcher_seed, multivariate=True, group=True, n_startup_trials=startup
     )
-    return OptunaSearch(
+    return ResumableOptunaSearch(
         space=DefineByRun(study.search_for(profile)),
         metric=study.metric,
         mode=study.mode,

@@ -3,21 +3,27 @@ progress view, fresh or restored from the launch's experiment folder."""
 
 from __future__ import annotations
 
+from functools import partial
+
 from ray import tune
 
 from study.launch import progress, search
 from study.launch.driver import DriverPlan, train_driver
 from study.launch.plan import Plan, Resources
+from study.tracking.runs import mark_stopped_early
 
 DRIVER_MEMORY = 512 * 2**20
 """Memory reserved for each trial's driver (the Tune trial itself takes no CPU: its Train workers do)."""
+ON_HEAD_NODE = {"node:__internal_head__": 0.001}
+"""Trial drivers (and so their Train controllers) run on the head node: losing another node costs a trial only
+its workers, which Ray Train restarts from the last checkpoint (`--max-failures`)."""
 
 
 def make_tuner(plan: Plan, resources: Resources, driver: DriverPlan, restore: bool) -> tune.Tuner:
     """The Tuner of a launch, fresh or restored from its experiment folder."""
     study = plan.study
     trainable = tune.with_resources(
-        tune.with_parameters(train_driver, plan=driver.to_dict()), {"CPU": 0, "memory": DRIVER_MEMORY}
+        tune.with_parameters(train_driver, plan=driver.to_dict()), {"CPU": 0, "memory": DRIVER_MEMORY, **ON_HEAD_NODE}
     )
     path = f"{plan.storage}/{plan.experiment}"
     if restore:
@@ -39,7 +45,9 @@ def make_tuner(plan: Plan, resources: Resources, driver: DriverPlan, restore: bo
         run_config=tune.RunConfig(
             name=plan.experiment,
             storage_path=plan.storage,
-            callbacks=[progress.progress_callback(plan.num_samples, epochs, plan.searched, plan.conditions, study.metric)],
+            callbacks=[progress.progress_callback(
+                plan.num_samples, epochs, plan.searched, plan.conditions, study.metric,
+                stopped_early=partial(mark_stopped_early, driver.tracking) if driver.tracking else None)],
             verbose=0,
         ),
     )

@@ -1,5 +1,6 @@
 """The hooks a trial's Ray Train workers give the training loop: Ray Train's device, checkpoint restore and
-reports on every rank, and the trial's MLflow child run on rank 0."""
+reports on every rank, and the trial's MLflow child run on rank 0, written in the background (a tracking outage
+never holds up training; the checkpoint keeps what could not be sent)."""
 
 from __future__ import annotations
 
@@ -13,22 +14,29 @@ import ray.train
 import ray.train.torch
 import torch
 
-from study.tracking.runs import TrialRun, start_trial_run
+from study.tracking.background import BackgroundRun
 from study.tracking.settings import TrialTracking
-from trainables.checkpoint import read_checkpoint, write_checkpoint
+from trainables.checkpoint import read_checkpoint, read_scores, write_checkpoint
 from trainables.config import TrainConfig
 from trainables.data_paths import DataPaths
 from trainables.distributed import world
 
 
+FLUSH_WAIT_S = 30.0
+"""How long rank 0 waits at the end for MLflow to hold the whole run; the trial's driver sends what is left."""
+
+
 class RayTrainHooks:
     """Rank 0 reports each epoch with its checkpoint (and trial scores) and logs it to MLflow when `tracking`
-    is given; the other ranks report the metrics only. Resumes from the Train run's newest checkpoint."""
+    is given; the other ranks report the metrics only. Resumes from the Train run's newest checkpoint, and
+    sends MLflow whatever epochs of its history the run lacks."""
 
     def __init__(self, tracking: TrialTracking | None):
         self.tracking = tracking
         self.rank = world()[0]
-        self.run: TrialRun | None = None
+        self.run: BackgroundRun | None = None
+        self.history: list[dict[str, Any]] = []
+        self.scores: dict[str, np.ndarray] | None = None
 
     def device(self) -> torch.device:
         return ray.train.torch.get_device()
@@ -38,21 +46,24 @@ class RayTrainHooks:
         if checkpoint is None:
             return None
         with checkpoint.as_directory() as folder:
-            return read_checkpoint(folder)
+            state = read_checkpoint(folder)
+            self.scores = read_scores(folder)
+        self.history = list(state["history"])
+        return state
 
     def start(self, cfg: TrainConfig, paths: DataPaths) -> None:
         if self.rank == 0 and self.tracking is not None:
-            self.run = start_trial_run(self.tracking, cfg, asdict(paths))
+            self.run = BackgroundRun(self.tracking, cfg, asdict(paths), self.history, self.scores)
 
     def epoch_end(self, state: dict[str, Any], scores: dict[str, np.ndarray] | None, metrics: dict[str, Any]) -> str | None:
-        where = self._report(state, scores, metrics)
         if self.run is not None:
             self.run.log_epoch(metrics, scores)
-        return where
+        return self._report(state, scores, metrics)
 
     def end(self) -> None:
-        if self.run is not None:
-            self.run.finish()
+        if self.run is not None and not self.run.finish(FLUSH_WAIT_S):
+            print(f"MLflow did not take the run's last epochs within {FLUSH_WAIT_S:.0f} s ({self.run.last_error}); "
+                  "they are in the trial's checkpoint, and its driver sends them", flush=True)
 
     def _report(self, state: dict[str, Any], scores: dict[str, np.ndarray] | None, metrics: dict[str, Any]) -> str | None:
         if self.rank != 0:

@@ -27,6 +27,13 @@ TRIAL_TAG = "trial_id"
 LAUNCH_TAG = "launch"
 PARENT_TAG = "mlflow.parentRunId"
 RUN_NAME_TAG = "mlflow.runName"
+STATE_TAG = "state"
+"""Why an unfinished run stopped: `interrupted` (SIGINT/SIGTERM or a tracking outage; `--resume` continues it)."""
+ERROR_TAG = "error"
+"""One line: why a run failed."""
+STOPPED_EARLY_TAG = "stopped_early"
+"""`true` on a finished run that a scheduler (ASHA) stopped before its last epoch."""
+ATTEMPT_TAGS = {STATE_TAG, ERROR_TAG}
 CONFIG_ARTIFACT = "config.json"
 SCORES_ARTIFACT = "scores.npz"
 CHECKPOINT_ARTIFACT = "checkpoint.json"
@@ -93,6 +100,45 @@ def close_trial_run(tracking: TrackingSettings, trial_id: str, status: str, tags
         mlflow_client.set_terminated(run.info.run_id, status=status)
 
 
+def mark_stopped_early(tracking: TrackingSettings, trial_id: str) -> None:
+    """Close the child run of a trial a scheduler stopped before its last epoch: FINISHED, stopped_early=true."""
+    close_trial_run(tracking, trial_id, "FINISHED", {STOPPED_EARLY_TAG: "true"})
+
+
+INTERRUPTED = "interrupted"
+
+
+def interrupt_launch(tracking: TrackingSettings) -> dict[str, str]:
+    """Mark the launch's parent run and every child run still RUNNING as interrupted (status KILLED, tag
+    state=interrupted: neither finished nor failed; `--resume` continues them). {trial_id: status or
+    "interrupted"} of every child run."""
+    mlflow_client = client(tracking.tracking_uri)
+    children = mlflow_client.search_runs(
+        [tracking.experiment_id], filter_string=f"tags.`{PARENT_TAG}` = '{tracking.parent_run_id}'", max_results=10000)
+    states = {}
+    for run in children:
+        trial_id = run.data.tags.get(TRIAL_TAG, run.info.run_id)
+        states[trial_id] = run.info.status
+        if run.info.status == "RUNNING":
+            _mark_interrupted(mlflow_client, run.info.run_id)
+            states[trial_id] = INTERRUPTED
+    _mark_interrupted(mlflow_client, tracking.parent_run_id)
+    return states
+
+
+def reopen_parent_run(uri: str, run_id: str) -> None:
+    """Set a resumed launch's parent run running again."""
+    mlflow_client = client(uri)
+    mlflow_client.update_run(run_id, status="RUNNING")
+    if STATE_TAG in mlflow_client.get_run(run_id).data.tags:
+        mlflow_client.delete_tag(run_id, STATE_TAG)
+
+
+def _mark_interrupted(mlflow_client, run_id: str) -> None:
+    mlflow_client.set_tag(run_id, STATE_TAG, INTERRUPTED)
+    mlflow_client.set_terminated(run_id, status="KILLED")
+
+
 class TrialRun:
     """The child run of one trial, written by rank 0: per-epoch metrics, final scores, status."""
 
@@ -145,15 +191,25 @@ def start_trial_run(trial: TrialTracking, cfg: TrainConfig, paths: Mapping[str, 
         )
         run_id, last_epoch = run.info.run_id, 0
         _log_params(mlflow_client, run_id, cfg.to_dict())
-        derived = {"crop_samples": cfg.crop_samples, "eval_segment_samples": cfg.eval_segment_samples}
-        mlflow_client.log_dict(run_id, {"config": cfg.to_dict(), "derived": derived, "data": dict(paths)}, CONFIG_ARTIFACT)
+        _log_config(mlflow_client, run_id, cfg, paths)
     else:
         run_id = found.info.run_id
+        if not found.data.params:  # an earlier attempt was cut off before it logged them
+            _log_params(mlflow_client, run_id, cfg.to_dict())
+        if CONFIG_ARTIFACT not in {a.path for a in mlflow_client.list_artifacts(run_id)}:
+            _log_config(mlflow_client, run_id, cfg, paths)
         history = mlflow_client.get_metric_history(run_id, "epoch")
         last_epoch = int(max((m.value for m in history), default=0))
         mlflow_client.update_run(run_id, status="RUNNING")
         mlflow_client.log_batch(run_id, tags=[RunTag(k, v) for k, v in tags.items()])
+        for stale in set(found.data.tags) & ATTEMPT_TAGS:  # what an earlier attempt ended with
+            mlflow_client.delete_tag(run_id, stale)
     return TrialRun(mlflow_client, run_id, last_epoch)
+
+
+def _log_config(mlflow_client, run_id: str, cfg: TrainConfig, paths: Mapping[str, Any]) -> None:
+    derived = {"crop_samples": cfg.crop_samples, "eval_segment_samples": cfg.eval_segment_samples}
+    mlflow_client.log_dict(run_id, {"config": cfg.to_dict(), "derived": derived, "data": dict(paths)}, CONFIG_ARTIFACT)
 
 
 def _log_params(mlflow_client, run_id: str, params: Mapping[str, Any]) -> None:

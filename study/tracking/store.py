@@ -53,8 +53,16 @@ def check_reachable(uri: str, timeout: float = 3.0) -> None:
         ) from None
 
 
+QUICK_FAILURE = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2", "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+                 "MLFLOW_HTTP_REQUEST_TIMEOUT": "10"}
+"""MLflow's HTTP retry settings (read per request) unless the user set them: a call to a server that is down fails
+in about 30 s instead of retrying for minutes; the callers retry on their own terms."""
+
+
 def client(uri: str):
     """The one MlflowClient factory of the project (study and analysis alike)."""
+    for key, value in QUICK_FAILURE.items():
+        os.environ.setdefault(key, value)
     return MlflowClient(tracking_uri=uri)
 
 

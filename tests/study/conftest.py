@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.study.mlflow_server import MlflowServer
 from tests.study.processes import NetWatch, stop_tree
 
 # Read by Ray when it is imported: a local instance in this process binds to 127.0.0.1 only.
@@ -98,3 +99,12 @@ def run_study(start_study, *args, timeout: float = 600, env=None) -> tuple[int, 
     process = start_study(*args, env=env)
     code = process.wait(timeout)
     return code, process.output()
+
+
+@pytest.fixture
+def mlflow_server(tmp_path):
+    """A real `mlflow server` on 127.0.0.1 (killed at the end; a test may kill and restart it)."""
+    server = MlflowServer(tmp_path / "mlflow-server")
+    server.start()
+    yield server
+    server.kill()

@@ -89,17 +89,18 @@ def is_loopback(ip: str) -> bool:
 
 
 class NetWatch:
-    """Samples, in a thread, the TCP sockets of a process tree: `outside` keeps connections (and listeners) off
-    loopback, `wildcard_listeners` the sockets listening on all interfaces, `seen` every process of the tree."""
+    """Samples, in a thread, the TCP sockets of a process tree: `outside` keeps connections and listeners on a
+    non-loopback address, `wildcard_listeners` (port, process) the sockets listening on every interface (0.0.0.0
+    or ::, so off loopback too), `seen` every process of the tree."""
 
     def __init__(self, roots, interval: float = 0.25):
         self.roots = list(roots)
         self.interval = interval
         self.outside: set[tuple] = set()
-        self.wildcard_listeners: set[tuple] = set()
         self.seen: set[int] = set()
         self.samples = 0
         self.connections = 0
+        self.wildcard_listeners: set[tuple[int, str]] = set()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
@@ -120,7 +121,7 @@ class NetWatch:
             self.seen |= tree
             for pid, lip, lport, rip, rport, state in tcp_sockets(tree):
                 if state == "LISTEN":
-                    if lip in ("0.0.0.0", "::"):  # torch's c10d TCPStore (rank 0) always binds all interfaces
+                    if lip in ("0.0.0.0", "::"):
                         self.wildcard_listeners.add((lport, _name(pid)))
                     elif not is_loopback(lip):
                         self.outside.add(("listen", lip, lport, _name(pid)))

@@ -42,3 +42,15 @@ def test_the_loader_benchmark_reads_through_the_runs_loader(monkeypatch, tiny_co
     result = bench.bench_loader(tiny_corpus, "train.csv", tiny_corpus / "noise", tiny_corpus / "rir", batches=2, batch=8)
     assert len(built) == 1 and built[0][0][0].batch_size == 8
     assert result["loader_utt_per_s_no_aug"] > 0 and result["loader_utt_per_s_aug"] > 0
+
+
+def test_bad_options_and_data_are_one_error_line_with_exit_2(tiny_corpus, tmp_path, capsys):
+    """A device that is not one, and a malformed training list, are refused without a traceback."""
+    assert bench.main(["--only", "metrics", "--device", "tpu"]) == 2
+    assert capsys.readouterr().err == "error: --device 'tpu' is not auto, cpu, cuda or cuda:N\n"
+    (tmp_path / "train.csv").write_text("File,Speaker\na.wav,s,extra\n")
+    args = ["--only", "loader", "--data-root", str(tiny_corpus), "--train", str(tmp_path / "train.csv"), "--batch", "8"]
+    assert bench.main(args) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and captured.err.startswith(f"error: {tmp_path / 'train.csv'}:2: expected 2 column(s)")
+    assert captured.err.count("\n") == 1

@@ -163,3 +163,16 @@ def test_real_speechocean_flac():
     assert 1e-3 < np.sqrt(np.mean(wave**2)) < 0.5
     half = load_audio(path, 8000)
     assert abs(half.shape[0] - frames / 2) <= 1
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_non_finite_samples_in_a_float_file_are_caught_by_audio_info(tmp_path, bad):
+    """Only float WAVs can hold NaN/inf: their check decodes the whole file, so a bad sample anywhere is found
+    where files are counted (the trainer's list, the data check), not later during training."""
+    wave = sine(440, 16000, 1.0)
+    wave[123] = bad
+    path = write(tmp_path / "float.wav", wave, subtype="FLOAT")
+    with pytest.raises(AudioError, match=r"float\.wav: 1 non-finite \(nan/inf\) samples"):
+        audio_info(path)
+    wave[123] = 0.0
+    assert audio_info(write(tmp_path / "clean.wav", wave, subtype="DOUBLE")) == (16000, 16000)

@@ -10,7 +10,7 @@ import pytest
 import soundfile as sf
 import torch
 
-from trainables.audio import audio_files
+from trainables.audio import AudioError, audio_files
 from trainables.augment import MUSAN_SNR_DB, Augmenter, NoiseBank, RirBank
 
 SR = 16000
@@ -225,3 +225,15 @@ def test_real_banks_augment_a_batch():
     assert out.shape == x.shape and out.dtype == torch.float32
     assert bool(torch.isfinite(out).all())
     assert bool((out != x).any(dim=1).all())
+
+
+def test_a_noise_or_rir_file_with_non_finite_samples_is_refused_by_name(tmp_path):
+    for kind, name in ((NoiseBank, "noise"), (RirBank, "rir")):
+        folder = tmp_path / name
+        folder.mkdir()
+        sf.write(folder / "good.wav", np.full(1600, 0.1, np.float32), 16000, subtype="FLOAT")
+        bad = np.full(1600, 0.1, np.float32)
+        bad[10] = np.nan
+        sf.write(folder / "bad.wav", bad, 16000, subtype="FLOAT")
+        with pytest.raises(AudioError, match=r"bad\.wav: 1 non-finite"):
+            kind.from_dir(folder, 16000)

@@ -138,7 +138,7 @@ def test_few_unreadable_files_are_skipped_and_logged(tmp_path, preload):
 
 def test_too_many_unreadable_files_refuse(tmp_path):
     utts = bad_files(tmp_path, good=90, bad=10)
-    with pytest.raises(DataError, match=r"10 of 100 training files .* max_bad_fraction=0\.05") as info:
+    with pytest.raises(DataError, match=r"10 of 100 training files .* max_bad_files=0\.05") as info:
         TwoViewDataset(utts, RATE, CROP, seed=0, max_bad_fraction=0.05, log=quiet)
     assert str(tmp_path / "bad_0.wav") in str(info.value) and "and 5 more" in str(info.value)
 

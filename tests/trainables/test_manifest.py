@@ -110,3 +110,11 @@ def test_manifest_paths_equal_resolve_for_awkward_names(tmp_path, root):
              "a/b/./c.wav", "id1/v/00001.wav"]
     csv_path = text(tmp_path / "train.csv", "File\n" + "".join(f"{n}\n" for n in names))
     assert [u.path for u in read_train_manifest(csv_path, root)] == [resolve(root, n) for n in names]
+
+
+def test_a_row_the_csv_module_cannot_parse_names_file_and_line(tmp_path):
+    """An oversized field (e.g. a binary file given as the list) is a ManifestError, not a csv.Error."""
+    path = tmp_path / "train.csv"
+    path.write_text("File,Speaker\na.wav,s\n\"" + "x" * 200_000 + "\",s\n")
+    with pytest.raises(ManifestError, match=rf"^{path}:3: not a CSV row the list can hold \(field larger than"):
+        read_train_manifest(path, tmp_path)

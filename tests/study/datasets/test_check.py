@@ -15,8 +15,9 @@ from study.prepare import main
 from tests.study.fake_datasets import write_wav
 from trainables.config import build_config
 
-PAPER = build_config("paper")
-SHORT_CROPS = build_config("paper", {"crop_seconds": 0.5})
+PAPER = build_config("paper", {"batch_size": 4})
+"""The paper profile with batches the few utterances of these tests fill (the check refuses a list that cannot)."""
+SHORT_CROPS = PAPER.replace(crop_seconds=0.5)
 """Files under 1 s (two 0.5 s crops) are wrap-padded."""
 DATA = Path(__file__).resolve().parents[3].parent / "shared" / "data"
 SPEECHOCEAN = DATA / "speechocean762"
@@ -42,7 +43,8 @@ def trial_lines(test: list[str]) -> list[str]:
 
 
 def run_check(capsys, root: Path, *extra: str) -> tuple[int, str]:
-    code = main(["check", "--data-root", str(root), "--train", "train.csv", "--trials", "trials.txt", "--workers", "2", *extra])
+    code = main(["check", "--data-root", str(root), "--train", "train.csv", "--trials", "trials.txt", "--workers", "2",
+                 "--set", "batch_size=4", *extra])
     captured = capsys.readouterr()
     return code, captured.out + captured.err
 
@@ -245,10 +247,10 @@ def test_speakers_shared_by_training_and_trials_are_flagged(tmp_path):
 
 
 def test_either_list_may_be_absent(tmp_path):
-    train = [(wav(tmp_path, "s/a.wav", 1.0), "s")]
+    train = [(wav(tmp_path, f"s/{name}.wav", 1.0), "s") for name in "abcd"]  # one batch of SHORT_CROPS
     csv_path, trials = lists(tmp_path, train, [(1, "t/x.wav", "t/y.wav"), (0, "t/x.wav", "t/z.wav")])
     only_train = preflight(tmp_path, csv_path, "")
-    assert only_train.ok and only_train.trials == 0 and only_train.files_checked == 1
+    assert only_train.ok and only_train.trials == 0 and only_train.files_checked == 4
     only_trials = preflight(tmp_path, "", trials)
     assert not only_trials.ok and only_trials.files_checked == 3 and len(errors(only_trials)) == 3
 
@@ -286,3 +288,41 @@ def test_real_corpus_passes():
     assert (report.utterances, report.speakers, report.trials, report.files_checked) == (850, 170, 3600, 1250)
     assert 1.1 < report.train_hours < 1.3
     assert not any("also appear in the trial list" in f.headline for f in report.findings)
+
+
+def test_a_list_too_short_for_one_batch_is_an_error(tmp_path, capsys):
+    """The trainer's sampler refuses a list that cannot fill one batch (e.g. one utterance): so does the check."""
+    train, test = corpus(tmp_path)
+    write_lists(tmp_path, train[:1], trial_lines(test))
+    code, out = run_check(capsys, tmp_path, "--set", "batch_size=2")
+    assert code == 1 and "Traceback" not in out
+    assert (f"ERROR: training list {tmp_path}/train.csv: 1 utterances cannot fill one batch of 2: the trainer refuses"
+            in out)
+    write_lists(tmp_path, train, trial_lines(test))  # 6 utterances of 2 speakers: batches of 2 without collisions
+    code, out = run_check(capsys, tmp_path, "--set", "batch_size=4", "--set", "prevent_class_collisions=true")
+    assert code == 1 and "2 speakers cannot fill one batch of 4 without class collisions" in out
+
+
+def test_a_nan_file_counts_among_the_unusable_training_files(tmp_path, capsys):
+    """3 bad files of 103, one of them a float WAV with a NaN sample: all 3 are counted, as the trainer counts them."""
+    train, test = corpus(tmp_path)
+    bad = tmp_path / "voxceleb2" / "id00009" / "vid"
+    bad.mkdir(parents=True)
+    wave = np.full(RATE, 0.1, dtype=np.float32)
+    wave[RATE // 2] = np.nan
+    sf.write(bad / "nan.wav", wave, RATE, subtype="FLOAT")
+    (bad / "empty.wav").write_bytes(b"")
+    rows = [train[k % len(train)] for k in range(100)] + [f"voxceleb2/id00009/vid/{name}.wav" for name in
+                                                          ("nan", "empty", "missing")]
+    write_lists(tmp_path, rows, trial_lines(test))
+    code, out = run_check(capsys, tmp_path)
+    assert code == 1
+    assert "ERROR: 3 of 103 training files (2.91%) are unusable; max_bad_files=0.01: the trainer refuses" in out
+    assert f"  {bad}/nan.wav: 1 non-finite (nan/inf) samples" in out
+
+
+def test_a_report_in_a_missing_folder_is_refused_before_checking(tmp_path, capsys):
+    train, test = corpus(tmp_path)
+    write_lists(tmp_path, train, trial_lines(test))
+    code, out = run_check(capsys, tmp_path, "--report", str(tmp_path / "no" / "report.txt"))
+    assert code == 2 and out == f"error: --report {tmp_path}/no/report.txt: the folder {tmp_path}/no does not exist\n"

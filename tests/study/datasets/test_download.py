@@ -172,3 +172,12 @@ def test_extract_refuses_members_outside_the_folder(tmp_path):
     with pytest.raises(Exception, match="would be written outside"):
         extract(archive, tmp_path / "into")
     assert not (tmp_path / "outside.txt").exists()
+
+
+def test_a_mirror_that_is_no_http_url_is_one_error_line(tmp_path, capsys):
+    """Refused before anything is fetched (urllib would raise ValueError on the first request)."""
+    assert main(["musan", "--root", str(tmp_path), "--out", str(tmp_path / "root"), "--download",
+                 "--mirror", "us.openslr.org"]) == 2
+    expected = "error: --mirror 'us.openslr.org' is not an http(s) URL, e.g. https://us.openslr.org\n"
+    assert capsys.readouterr().err == expected
+    assert list(tmp_path.iterdir()) == [tmp_path / "root"]

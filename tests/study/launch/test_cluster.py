@@ -170,3 +170,9 @@ def test_smoke_study_on_two_nodes_runs_ddp_across_both_and_stays_on_loopback(two
     assert two_nodes.watch.connections > 0 and process.net.connections > 0
     assert two_nodes.watch.outside == set(), two_nodes.watch.outside
     assert process.net.outside == set(), process.net.outside
+    # Nodes from `ray start` serve Ray's own gRPC on every interface (worker ports 10002-19999 by default: Ray's
+    # behaviour, see the README's ports); what a trial opens itself (the DDP rendezvous store, Gloo; ephemeral
+    # ports) listens on the node's address only
+    trial_ports = {(port, name) for port, name in two_nodes.watch.wildcard_listeners | process.net.wildcard_listeners
+                   if "RayTrainWorker" in name and not 10002 <= port <= 19999}
+    assert trial_ports == set(), trial_ports

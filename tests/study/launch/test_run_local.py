@@ -35,6 +35,7 @@ def test_smoke_study_runs_every_trial_and_logs_it_to_mlflow(tmp_path, start_stud
     assert f"mlflow ui --backend-store-uri {uri}" in output
     assert left == [], f"processes still running after the study ended: {left}"
     assert process.net.connections > 0 and process.net.outside == set(), process.net.outside
+    assert process.net.wildcard_listeners == set(), "nothing listens on every interface (IPv4 or IPv6)"
 
     study = load("smoke")
     children, parents = child_runs(uri, "smoke")

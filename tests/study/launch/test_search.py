@@ -77,3 +77,20 @@ def test_asha_measures_time_in_epochs_and_stops_the_worse_half():
         decisions[i] = asha.on_trial_result(None, trial, {"epoch": 1, "eer": 10.0 + i})
     assert decisions[0] == TrialScheduler.CONTINUE
     assert decisions[5] == TrialScheduler.STOP
+
+
+def test_a_trial_resumed_after_optuna_closed_it_still_reaches_the_study(recwarn):
+    search = searcher(load("margin_sweep"), "cpu", 6)
+    params = search.suggest("a")
+    search.on_trial_result("a", {"epoch": 3, "training_iteration": 1, "eer": 30.0})
+    search.on_trial_result("a", {"epoch": 4, "training_iteration": 1, "eer": 29.0})  # a restored trial counts anew
+    assert search._ot_trials["a"].storage.get_trial(search._ot_trials["a"]._trial_id).intermediate_values == {
+        3: 30.0, 4: 29.0}
+    search.on_trial_complete("a", error=True)  # the worker died and retries were spent
+    search.on_trial_result("a", {"epoch": 5, "training_iteration": 1, "eer": 25.0})  # rerun by --resume
+    search.on_trial_complete("a", {"epoch": 6, "eer": 21.5})
+    trials = [t for t in search._ot_study.trials if t.state.name != "WAITING"]  # not the enqueued paper points
+    assert [t.state.name for t in trials] == ["FAIL", "COMPLETE"]
+    assert trials[1].value == 21.5 and trials[1].params == trials[0].params
+    assert {k: params[k] for k in trials[1].params} == trials[1].params
+    assert not [w for w in recwarn if "already" in str(w.message)]

@@ -8,7 +8,15 @@ Each figure times the training run's own code, its parts built by the same build
   the batched noise + reverberation augmentation;
 - evaluation: seconds of the loop's evaluation step on a trial list (default: speechocean762 trials_dev.txt,
   3600 trials), audio decoding timed separately;
-- metrics: milliseconds for EER + minDCF of 37,720 scores.
+- metrics: milliseconds for EER + minDCF of 37,720 scores;
+- loader_workers: utterances/s through the run's loader reading on demand from a 20,000-row list (the real
+  files repeated) with 0, 1 and 2 worker processes, beside what the bf16 step consumes when `step` runs too;
+- startup: seconds from `build_data` to the first batch on a 1,000,000-row list with the check record present,
+  against the old start-up (every row opened; timed on 20,000 rows and scaled) (`study.bench_data`);
+- banks: host and device bytes per hour of noise of the int16 file-mapped banks against the float32 banks held
+  on every device, their build and open times, and one augmentation step with each (`study.bench_banks`);
+- trials: the fixed cost of a `smoke` trial outside its loop, under a Ray Train controller against run in the
+  Tune trial (`study.bench_trials`; starts a local Ray instance on 127.0.0.1, about two minutes).
 The authors' toolkit figures on the same 2-core machine are printed beside ours for comparison.
 """
 
@@ -17,7 +25,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import statistics
 import sys
 import time
 from pathlib import Path
@@ -25,6 +32,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from study.bench_timing import median_time
 from study.cli_checks import device_problem, number_type
 from trainables.audio import AudioError
 from trainables.config import ConfigError, TrainConfig, build_config
@@ -36,19 +44,9 @@ from trainables.manifest import ManifestError
 from trainables.metrics import verification_metrics
 from trainables.parts import build_augmenter, build_data, build_step
 
+PARTS = ("step", "loader", "eval", "metrics", "loader_workers", "startup", "banks", "trials")
 AUTHORS = {"step_s": 1.31, "loader_utt_per_s_aug": 596.0, "loader_utt_per_s_no_aug": 1773.0, "eval_s": (7.0, 10.0), "metrics_ms": 13.6}
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
-
-
-def _median_time(fn, repeats: int, warmup: int = 1) -> float:
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def _silent(*_) -> None:
@@ -79,7 +77,7 @@ def bench_step(batch: int, precision: str, channels_last: bool, repeats: int, de
         if device.type == "cuda":
             torch.cuda.synchronize(device)
 
-    seconds = _median_time(step, repeats, warmup=2)
+    seconds = median_time(step, repeats, warmup=2)
     return {"step_s": seconds, "samples_per_s": batch / seconds}
 
 
@@ -126,7 +124,7 @@ def bench_metrics(n: int = 37720, repeats: int = 20) -> dict:
     rng = np.random.default_rng(0)
     labels = rng.integers(0, 2, n)
     scores = rng.normal(labels * 1.5, 1.0)
-    return {"metrics_ms": 1000 * _median_time(lambda: verification_metrics(scores, labels), repeats), "metrics_scores": n}
+    return {"metrics_ms": 1000 * median_time(lambda: verification_metrics(scores, labels), repeats), "metrics_scores": n}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -139,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--repeats", type=number_type(int, 1), default=5, help="timed training steps per setting")
     p.add_argument("--batch", type=number_type(int, 2), default=64, help="utterances per training step")
     p.add_argument("--device", default="cpu", help="device of the training-step benchmark (cpu, cuda)")
-    p.add_argument("--only", choices=["step", "loader", "eval", "metrics"], action="append", help="run only these parts")
+    p.add_argument("--only", choices=PARTS, action="append", help="run only these parts (default: all)")
     args = p.parse_args(argv)
     problem = device_problem(args.device)
     if problem:
@@ -156,7 +154,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def run(args: argparse.Namespace) -> dict:
     """The figures the options choose, with the authors' beside them."""
-    chosen = set(args.only or ["step", "loader", "eval", "metrics"])
+    chosen = set(args.only or PARTS)
     have_data = (args.data_root / args.train).is_file()
     result: dict = {"torch": torch.__version__, "threads": torch.get_num_threads(), "data_root": str(args.data_root)}
     if "metrics" in chosen:
@@ -177,6 +175,26 @@ def run(args: argparse.Namespace) -> dict:
                                    args.rir if args.rir.is_dir() else None, 40, args.batch))
     if have_data and "eval" in chosen and (args.data_root / args.trials).is_file():
         result.update(bench_eval(args.data_root, args.trials, [("full", 1), ("segments", 10)]))
+    if have_data and "loader_workers" in chosen:
+        from study.bench_data import bench_loader_workers
+
+        result["loader_workers"] = figures = bench_loader_workers(args.data_root, batch=args.batch)
+        if "samples_per_s_bf16_channels_last" in result:
+            consumed = result["samples_per_s_bf16_channels_last"]
+            figures["model_consumes_utt_per_s"] = consumed
+            figures["loader_2_workers_vs_model_consumption"] = figures["loader_utt_per_s_workers2"] / consumed
+    if have_data and "startup" in chosen:
+        from study.bench_data import bench_startup
+
+        result["startup"] = bench_startup(args.data_root)
+    if "banks" in chosen and args.noise.is_dir() and args.rir.is_dir():
+        from study.bench_banks import bench_noise_bank
+
+        result["banks"] = bench_noise_bank(args.noise, args.rir, device=local_device(args.device))
+    if "trials" in chosen:
+        from study.bench_trials import bench_trial_overhead  # heavy: ray
+
+        result["trials"] = bench_trial_overhead()
     if not have_data:
         result["skipped"] = f"loader and eval need {args.data_root / args.train} (absent)"
     result["authors_reference"] = AUTHORS

@@ -57,6 +57,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--workers-per-trial", type=int, default=1, help="Ray Train (DDP) workers per trial (default: 1)")
     p.add_argument("--cpus-per-worker", type=float, default=1.0, help="CPUs per worker (default: 1)")
     p.add_argument("--gpus-per-worker", type=int, help="whole GPUs per worker (default: 1 when the cluster has GPUs)")
+    p.add_argument("--trials-per-gpu", type=number_type(int, 1), default=1, metavar="N",
+                   help="pack N single-worker trials on each GPU (a 1/N share each); refused when their estimated "
+                        "memory does not fit the GPU (default: 1)")
     p.add_argument("--max-failures", type=number_type(int, 0), default=DEFAULT_MAX_FAILURES, metavar="N",
                    help="restart a trial's workers from its last checkpoint up to N times when a worker or node "
                         f"dies (default: {DEFAULT_MAX_FAILURES}; 0 = a failure fails the trial)")
@@ -167,7 +170,7 @@ def resources_for(args: argparse.Namespace, plan: Plan, cluster: Cluster | None 
         finally:
             ray_cluster.disconnect()
     return plan_resources(cpus, gpus, plan.num_samples, args.workers_per_trial, args.cpus_per_worker,
-                          args.gpus_per_worker, args.max_concurrent)
+                          args.gpus_per_worker, args.max_concurrent, args.trials_per_gpu)
 
 
 def execute(args: argparse.Namespace, plan: Plan, record: dict[str, Any] | None) -> int:
@@ -214,6 +217,8 @@ def run_on(cluster: Cluster, args: argparse.Namespace, plan: Plan, record: dict[
 
     resources = record_resources(record) if record else resources_for(args, plan, cluster)
     check_cluster(cluster, plan, args.assume_shared_storage or bool(record and record.get("assume_shared_storage")))
+    if resources.gpus_per_worker:
+        check_gpu_memory(plan, resources)
     experiment_id = store.prepare_experiment(plan.tracking_uri, plan.study.name)
     parent_run_id = parent_run(plan, record, experiment_id)
     max_failures = record["driver"].get("max_failures", 0) if record else args.max_failures
@@ -239,6 +244,22 @@ def run_on(cluster: Cluster, args: argparse.Namespace, plan: Plan, record: dict[
     except TrackingOutage as error:
         print(f"{error}; when it is back, run: python -m study.run {plan.study.name} --resume --storage {plan.storage}")
         return EXIT_OUTAGE
+
+
+def check_gpu_memory(plan: Plan, resources: Resources) -> None:
+    """Refuse a launch whose trials would not fit in the GPUs' memory (the largest trial the study can draw,
+    estimated, times the trials sharing a GPU); print the estimate."""
+    from study.launch.gpu_fit import check_fit, probe_gpu_bytes, worker_memory  # heavy: torch
+
+    estimate = worker_memory(plan, resources)
+    gpu_bytes = probe_gpu_bytes()
+    if gpu_bytes is None:
+        print(f"GPU memory: {estimate.describe()} estimated per worker; the GPUs' memory could not be read (every GPU "
+              "busy for 60 s), so it is not checked")
+        return
+    check_fit(resources.trials_per_gpu, estimate, gpu_bytes)
+    print(f"GPU memory: {resources.trials_per_gpu} trial(s) per GPU x {estimate.describe()} estimated per worker; "
+          f"the GPUs have {gpu_bytes / 2**30:.1f} GiB")
 
 
 def stopped(plan: Plan, driver, interrupts: Interrupts) -> int:
@@ -335,7 +356,7 @@ def driver_plan(plan: Plan, resources: Resources, experiment_id: str, parent_run
         conditions=plan.conditions,
         workers_per_trial=resources.workers_per_trial, cpus_per_worker=resources.cpus_per_worker,
         gpus_per_worker=resources.gpus_per_worker, train_storage=f"{plan.storage}/{plan.experiment}",
-        max_failures=max_failures,
+        max_failures=max_failures, trials_per_gpu=resources.trials_per_gpu,
         tracking=TrackingSettings(tracking_uri=plan.tracking_uri, experiment_id=experiment_id,
                                   parent_run_id=parent_run_id, study=plan.study.name, git_commit=commit),
     )
@@ -368,9 +389,10 @@ def resume_conflicts(args: argparse.Namespace, record: dict[str, Any]) -> list[s
         "--max-concurrent": (args.max_concurrent, record["resources"]["max_concurrent"]),
         "--gpus-per-worker": (args.gpus_per_worker, record["resources"]["gpus_per_worker"]),
     }
-    for flag, key in (("--workers-per-trial", "workers_per_trial"), ("--cpus-per-worker", "cpus_per_worker")):
+    for flag, key in (("--workers-per-trial", "workers_per_trial"), ("--cpus-per-worker", "cpus_per_worker"),
+                      ("--trials-per-gpu", "trials_per_gpu")):
         value = getattr(args, key)
-        given[flag] = (None if value == parser().get_default(key) else value, record["resources"][key])
+        given[flag] = (None if value == parser().get_default(key) else value, record["resources"].get(key, 1))
     failures = args.max_failures
     given["--max-failures"] = (None if failures == DEFAULT_MAX_FAILURES else failures,
                                record["driver"].get("max_failures", 0))

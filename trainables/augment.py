@@ -5,6 +5,11 @@ uniformly; SNR uniform in noise 0-15, speech 13-20, music 5-15 dB), then convolu
 energy-normalised simulated RIR. Everything here is tensor ops over the whole batch on whatever device the
 waves live on; the only per-item Python work is a loop over the (at most three) noise categories at load time.
 
+The banks live on the host as int16 (2 bytes per sample), memory-mapped from one file per node that the first
+process builds (`trainables.bank_file`); a step gathers only its noise crops and RIR rows there and moves them
+to the waves' device, so nothing of a bank stays on the device. With 16-bit PCM sources at the target rate the
+int16 bank is lossless: the augmentation is bit-identical to one from float32 banks of the same files.
+
 Reverberation alignment: the output is the full convolution shifted by the RIR's peak index p = argmax|h|,
 y[t] = (x * h)[t + p] for t < T (the convention of Kaldi's wav-reverberate), so the direct path lands on the
 original sample and the reverberant crop stays time-aligned with the clean one. The paper-era sslsv code keeps
@@ -16,7 +21,7 @@ exactly on any device.
 
 from __future__ import annotations
 
-import copy
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping, Sequence
@@ -28,6 +33,16 @@ import torchaudio.functional as AF
 from torch import Tensor
 
 from trainables.audio import AudioError, audio_files
+from trainables.bank_file import (
+    PCM16_SCALE,
+    BankWriter,
+    cache_key,
+    int16_scale,
+    is_pcm16,
+    open_or_build,
+    to_int16,
+)
+from trainables.corpus import default_cache_dir
 
 MUSAN_SNR_DB: dict[str, tuple[float, float]] = {
     "noise": (0.0, 15.0),
@@ -70,124 +85,233 @@ def _next_fast_len(n: int) -> int:
 
 
 class NoiseBank:
-    """Additive-noise clips grouped by category; each category is one concatenated 1-D tensor.
+    """Additive-noise clips grouped by category, held on the host as int16 (`trainables.bank_file`).
 
-    All categories sit back to back in `waveform` (N,); `spans[i] = (start, length)` locates category
-    `categories[i]` in it and `file_offsets[name]` gives where each of its files starts within the category,
-    so a batch of random crops is a single gather.
+    All categories sit back to back in `samples` (N,) int16, sample values `samples * scale`; `spans[i] =
+    (start, length)` locates category `categories[i]` in it and `file_offsets[name]` gives where each of its files
+    starts within the category, so a batch of random crops is a single gather. From `from_dir`, `samples` is a
+    read-only map of the node's bank file (one copy per node in the page cache, shared by every process); only a
+    step's crops move to the training device (`Augmenter.noise_crops`).
     """
+
+    path: Path | None = None
+    """The bank file `samples` maps (None for an in-memory bank)."""
 
     def __init__(
         self,
         clips: Mapping[str, Sequence[Tensor]],
         sample_rate: int,
         snr_db: Mapping[str, tuple[float, float]] | None = None,
-        device: str | torch.device = "cpu",
     ):
-        """`clips`: category name -> 1-D waveforms; `snr_db`: name -> (low, high), default `MUSAN_SNR_DB`."""
-        ranges = MUSAN_SNR_DB if snr_db is None else snr_db
+        """In memory: `clips`: category name -> 1-D float waveforms; `snr_db`: name -> (low, high), default
+        `MUSAN_SNR_DB`. Stored losslessly when every sample is k / 32768, else rounded to 16 bits."""
         if not clips:
             raise ValueError("NoiseBank needs at least one category")
-        parts, spans, offsets, start = [], [], {}, 0
-        for name, waves in clips.items():
+        flat = [np.asarray(w.reshape(-1).float().cpu()) for waves in clips.values() for w in waves]
+        joined = np.concatenate(flat) if flat else np.zeros(0, np.float32)  # (N,)
+        scale = int16_scale(is_pcm16(joined), float(np.abs(joined).max(initial=0.0)))
+        lengths = {name: [int(w.numel()) for w in waves] for name, waves in clips.items()}
+        self._init(to_int16(joined, scale), scale, lengths, sample_rate, snr_db)
+
+    def _init(self, samples: np.ndarray, scale: float, lengths: Mapping[str, Sequence[int]], sample_rate: int,
+              snr_db: Mapping[str, tuple[float, float]] | None) -> None:
+        ranges = MUSAN_SNR_DB if snr_db is None else snr_db
+        spans, offsets, start = [], {}, 0
+        for name, sizes in lengths.items():
             if name not in ranges:
                 raise ValueError(f"no SNR range for noise category {name!r}")
-            lengths = [int(w.numel()) for w in waves]
-            if sum(lengths) == 0:
+            if sum(sizes) == 0:
                 raise ValueError(f"noise category {name!r} has no samples")
-            offsets[name] = torch.tensor([0] + lengths[:-1], dtype=torch.int64).cumsum(0)
-            parts.extend(w.reshape(-1).float() for w in waves)
-            spans.append((start, sum(lengths)))
-            start += sum(lengths)
+            offsets[name] = torch.tensor([0] + list(sizes[:-1]), dtype=torch.int64).cumsum(0)
+            spans.append((start, sum(sizes)))
+            start += sum(sizes)
         self.sample_rate = int(sample_rate)
-        self.categories: tuple[str, ...] = tuple(clips)
+        self.categories: tuple[str, ...] = tuple(lengths)
         self.snr_db: dict[str, tuple[float, float]] = {
             c: (float(ranges[c][0]), float(ranges[c][1])) for c in self.categories
         }
         self.spans: tuple[tuple[int, int], ...] = tuple(spans)
         self.file_offsets: dict[str, Tensor] = offsets
-        self.waveform = torch.cat(parts).to(device)  # (N,)
+        self.samples = _host(samples)  # (N,) int16, no copy of a mapped file
+        self.scale = float(scale)
 
     @classmethod
     def from_dir(
         cls,
         root: str | Path,
         sample_rate: int,
-        device: str | torch.device = "cpu",
         max_seconds_per_file: float | None = None,
+        cache_dir: str | Path | None = None,
     ) -> NoiseBank:
-        """Load a MUSAN-style folder (`noise/`, `speech/`, `music/` subfolders) or a flat one (all 'noise')."""
+        """Load a MUSAN-style folder (`noise/`, `speech/`, `music/` subfolders) or a flat one (all 'noise') from
+        its bank file under `cache_dir` (default `default_cache_dir()`)/banks, building that file first if needed."""
         root = Path(root)
         if not root.is_dir():
             raise ValueError(f"noise folder {root} does not exist")
         present = [c for c in MUSAN_SNR_DB if (root / c).is_dir()]
         folders = {c: root / c for c in present} if present else {"noise": root}
-        clips = {}
+        files = {}
         for name, folder in folders.items():
-            files = audio_files(folder)
-            if not files:
+            files[name] = audio_files(folder)
+            if not files[name]:
                 raise ValueError(f"noise folder {folder} has no .wav/.flac files")
-            clips[name] = [_load_mono(f, sample_rate, max_seconds_per_file) for f in files]
-        return cls(clips, sample_rate, device=device)
-
-    @property
-    def device(self) -> torch.device:
-        return self.waveform.device
+        every = [f for group in files.values() for f in group]
+        key = cache_key("noise", root, every, sample_rate=int(sample_rate), max_seconds=max_seconds_per_file,
+                        categories=list(files))
+        bank = open_or_build(_banks_dir(cache_dir), key,
+                             lambda writer: _write_noise(writer, files, int(sample_rate), max_seconds_per_file))
+        out = cls.__new__(cls)
+        out._init(bank.arrays["samples"], bank.meta["scale"], dict(bank.meta["lengths"]), sample_rate, None)
+        out.path = bank.path
+        return out
 
     def category(self, name: str) -> Tensor:
-        """The concatenated waveform (N_c,) of one category (a view into `waveform`)."""
+        """The concatenated waveform (N_c,) of one category as float32 (a copy)."""
         start, length = self.spans[self.categories.index(name)]
-        return self.waveform[start : start + length]
-
-    def to(self, device: str | torch.device) -> NoiseBank:
-        """A copy with the waveform on `device`."""
-        bank = copy.copy(self)
-        bank.waveform = self.waveform.to(device)
-        return bank
+        return self.samples[start : start + length].float() * self.scale
 
 
 class RirBank:
-    """Room impulse responses, each energy-normalised (unit L2 norm), zero-padded into one (R, L) tensor."""
+    """Room impulse responses on the host: raw int16 rows zero-padded into `rirs` (R, L), each with its own
+    dequantisation factor `scales` (R,) and the L2 norm `norms` (R,) of its dequantised row, so `rows` gives the
+    energy-normalised (unit L2 norm) float32 responses exactly; `peaks` (R,) is each one's direct-path index.
+    From `from_dir` every array is a read-only map of the node's bank file."""
 
-    def __init__(self, rirs: Sequence[Tensor], sample_rate: int, device: str | torch.device = "cpu"):
-        """`rirs`: 1-D impulse responses at `sample_rate`; each is divided by its L2 norm."""
+    path: Path | None = None
+    """The bank file the arrays map (None for an in-memory bank)."""
+
+    def __init__(self, rirs: Sequence[Tensor], sample_rate: int):
+        """In memory: `rirs`: 1-D impulse responses at `sample_rate`."""
         if len(rirs) == 0:
             raise ValueError("RirBank needs at least one RIR")
-        flat = [r.reshape(-1).float() for r in rirs]
-        norms = torch.stack([r.norm() for r in flat])  # (R,)
-        if bool((norms == 0).any()):
-            raise ValueError(f"RIR {int((norms == 0).nonzero()[0])} is all zeros")
+        rows = [_rir_row(np.asarray(r.reshape(-1).float().cpu())) for r in rirs]
+        zero = [i for i, row in enumerate(rows) if row[2] == 0]
+        if zero:
+            raise ValueError(f"RIR {zero[0]} is all zeros")
+        width = max(row[0].size for row in rows)
+        padded = np.zeros((len(rows), width), np.int16)  # (R, L)
+        for i, row in enumerate(rows):
+            padded[i, : row[0].size] = row[0]
+        self._init(padded, *(np.array([row[k] for row in rows], dtype) for k, dtype in
+                             ((1, np.float32), (2, np.float32), (3, np.int64))),
+                   np.array([row[0].size for row in rows], np.int64), sample_rate)
+
+    def _init(self, rirs: np.ndarray, scales: np.ndarray, norms: np.ndarray, peaks: np.ndarray,
+              lengths: np.ndarray, sample_rate: int) -> None:
         self.sample_rate = int(sample_rate)
-        self.lengths = torch.tensor([r.numel() for r in flat], dtype=torch.int64)  # (R,)
-        rirs_padded = torch.nn.utils.rnn.pad_sequence(flat, batch_first=True)  # (R, L)
-        rirs_padded = rirs_padded / norms[:, None]
-        self.rirs = rirs_padded.to(device)  # (R, L)
-        self.peaks = rirs_padded.abs().argmax(dim=1).to(device)  # (R,) direct-path index
+        self.rirs = _host(rirs)  # (R, L) int16
+        self.scales, self.norms = _host(scales), _host(norms)  # (R,) float32
+        self.peaks, self.lengths = _host(peaks), _host(lengths)  # (R,) int64
 
     @classmethod
     def from_dir(
         cls,
         root: str | Path,
         sample_rate: int,
-        device: str | torch.device = "cpu",
         max_seconds: float = 1.5,
+        cache_dir: str | Path | None = None,
     ) -> RirBank:
-        """Load every *.wav / *.flac under `root` (recursive), each truncated to `max_seconds`."""
+        """Every *.wav / *.flac under `root` (recursive), each truncated to `max_seconds`, from its bank file
+        under `cache_dir` (default `default_cache_dir()`)/banks, building that file first if needed."""
         root = Path(root)
         files = audio_files(root) if root.is_dir() else []
         if not files:
             raise ValueError(f"RIR folder {root} has no .wav/.flac files")
-        return cls([_load_mono(f, sample_rate, max_seconds) for f in files], sample_rate, device=device)
+        key = cache_key("rir", root, files, sample_rate=int(sample_rate), max_seconds=max_seconds)
+        bank = open_or_build(_banks_dir(cache_dir), key,
+                             lambda writer: _write_rirs(writer, files, int(sample_rate), max_seconds))
+        out = cls.__new__(cls)
+        a = bank.arrays
+        out._init(a["rirs"], a["scales"], a["norms"], a["peaks"], a["lengths"], sample_rate)
+        out.path = bank.path
+        return out
 
-    @property
-    def device(self) -> torch.device:
-        return self.rirs.device
+    def rows(self, index: Tensor, device: str | torch.device) -> Tensor:
+        """The energy-normalised float32 RIRs (S, L) of CPU row indices `index` (S,), gathered on the host as
+        int16 and dequantised on `device`."""
+        raw = self.rirs[index].to(device).float() * self.scales[index].to(device)[:, None]  # (S, L)
+        return raw / self.norms[index].to(device)[:, None]  # (S, L)
 
-    def to(self, device: str | torch.device) -> RirBank:
-        """A copy with the RIRs on `device`."""
-        bank = copy.copy(self)
-        bank.rirs, bank.peaks = self.rirs.to(device), self.peaks.to(device)
-        return bank
+
+_PCM16_SUBTYPES = ("PCM_16", "PCM_S8", "PCM_U8")
+"""Sample formats libsndfile decodes to exact multiples of 1 / 32768."""
+
+
+def _banks_dir(cache_dir: str | Path | None) -> Path:
+    return (default_cache_dir() if cache_dir is None else Path(cache_dir)) / "banks"
+
+
+def _host(array: np.ndarray) -> Tensor:
+    """A CPU tensor sharing `array`'s memory (a read-only file map stays one, never copied)."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+        return torch.from_numpy(array)
+
+
+def _lossless_source(path: Path, sample_rate: int) -> bool:
+    """Whether a file decodes to exact k / 32768 mono samples at `sample_rate` (16-bit or 8-bit PCM, mono)."""
+    info = sf.info(str(path))
+    return info.subtype in _PCM16_SUBTYPES and info.channels == 1 and info.samplerate == sample_rate
+
+
+def _write_noise(writer: BankWriter, files: Mapping[str, Sequence[Path]], sample_rate: int,
+                 max_seconds: float | None) -> dict:
+    """Decode every file into the bank's `samples` (categories back to back); returns the bank's metadata.
+
+    One pass when every source is 16-bit PCM mono at `sample_rate` (lossless, scale 1/32768). Otherwise a first
+    pass finds the peak (and whether all values happen to be k / 32768) and one shared scale keeps every file's
+    level relative to the others: a crop can span two files, and its gain is computed from the whole crop."""
+    every = [f for group in files.values() for f in group]
+    scale = PCM16_SCALE
+    if not all(_lossless_source(f, sample_rate) for f in every):
+        peak, exact = 0.0, True
+        for f in every:
+            x = _load_mono(f, sample_rate, max_seconds).numpy()
+            peak, exact = max(peak, float(np.abs(x).max(initial=0.0))), exact and is_pcm16(x)
+        scale = int16_scale(exact, peak)
+    lengths: dict[str, list[int]] = {name: [] for name in files}
+
+    def chunks():
+        for name, group in files.items():
+            for f in group:
+                x = _load_mono(f, sample_rate, max_seconds).numpy()
+                lengths[name].append(int(x.size))
+                yield to_int16(x, scale)
+
+    writer.add("samples", chunks(), np.int16)
+    return {"scale": scale, "lengths": list(lengths.items()), "sample_rate": sample_rate}  # a list keeps the order
+
+
+def _rir_row(x: np.ndarray) -> tuple[np.ndarray, float, float, int]:
+    """One RIR as (int16 row, its scale, the L2 norm of the dequantised row, the peak of the normalised row)."""
+    scale = int16_scale(is_pcm16(x), float(np.abs(x).max(initial=0.0)))
+    row = to_int16(x, scale)
+    raw = torch.from_numpy(row).float() * torch.tensor([scale], dtype=torch.float32)  # (n,) as `RirBank.rows`
+    norm = raw.norm()
+    peak = int((raw / norm).abs().argmax()) if float(norm) > 0 else 0
+    return row, scale, float(norm), peak
+
+
+def _write_rirs(writer: BankWriter, files: Sequence[Path], sample_rate: int, max_seconds: float) -> dict:
+    """Decode every RIR (held as int16 in memory while the bank is written) into the bank's arrays."""
+    rows = []
+    for f in files:
+        rows.append(_rir_row(_load_mono(f, sample_rate, max_seconds).numpy()))
+        if rows[-1][2] == 0:
+            raise AudioError(str(f), "all zeros: not an impulse response")
+    width = max(row[0].size for row in rows)
+
+    def padded():
+        for row in rows:
+            out = np.zeros((1, width), np.int16)  # (1, L)
+            out[0, : row[0].size] = row[0]
+            yield out
+
+    writer.add("rirs", padded(), np.int16, (width,))
+    for k, (name, dtype) in enumerate((("scales", np.float32), ("norms", np.float32), ("peaks", np.int64)), start=1):
+        writer.add(name, [np.array([row[k] for row in rows], dtype)], dtype)
+    writer.add("lengths", [np.array([row[0].size for row in rows], np.int64)], np.int64)
+    return {"sample_rate": sample_rate}
 
 
 @dataclass(frozen=True)
@@ -228,10 +352,8 @@ class Augmenter:
         self.noise_prob, self.reverb_prob = float(noise_prob), float(reverb_prob)
 
     def to(self, device: str | torch.device) -> Augmenter:
-        """A copy with both banks on `device`."""
-        noise = None if self.noise is None else self.noise.to(device)
-        rirs = None if self.rirs is None else self.rirs.to(device)
-        return Augmenter(noise, rirs, self.noise_prob, self.reverb_prob)
+        """A copy (the banks stay on the host: each step moves only its crops and RIRs to the waves' device)."""
+        return Augmenter(self.noise, self.rirs, self.noise_prob, self.reverb_prob)
 
     def draw(self, batch_size: int, length: int, generator: torch.Generator) -> AugmentDraws:
         """Draw every random choice for `batch_size` crops of `length` samples from a CPU generator."""
@@ -277,15 +399,18 @@ class Augmenter:
         return out
 
     def noise_crops(self, category: Tensor, start: Tensor, length: int, device: torch.device) -> Tensor:
-        """Gather (S, length) noise crops for CPU (S,) category indices and starts, wrapping short categories."""
+        """Gather (S, length) noise crops for CPU (S,) category indices and starts, wrapping short categories:
+        int16 from the host bank, moved to `device` (2 bytes per sample), float32 there."""
         bank = self.noise
-        spans = torch.tensor(bank.spans, dtype=torch.int64)  # (C, 2) start, length in `waveform`
+        spans = torch.tensor(bank.spans, dtype=torch.int64)  # (C, 2) start, length in `samples`
         if int(spans[category, 1].min()) >= int(start.max()) + length:  # no wrap: plain slices, no index tensor
             first = (spans[category, 0] + start).tolist()
-            return torch.stack([bank.waveform[f : f + length] for f in first]).to(device)  # (S, T)
-        base, n_c = spans[category, 0].to(device), spans[category, 1].to(device)  # (S,)
-        pos = (start.to(device)[:, None] + torch.arange(length, device=device)) % n_c[:, None]  # (S, T)
-        return bank.waveform[base[:, None] + pos]  # (S, T)
+            crops = torch.stack([bank.samples[f : f + length] for f in first])  # (S, T) int16
+        else:
+            base, n_c = spans[category, 0], spans[category, 1]  # (S,)
+            pos = (start[:, None] + torch.arange(length)) % n_c[:, None]  # (S, T)
+            crops = bank.samples[base[:, None] + pos]  # (S, T) int16
+        return crops.to(device).float() * bank.scale  # (S, T)
 
     def _add_noise(self, x: Tensor, draws: AugmentDraws, sel: Tensor) -> Tensor:
         """x (S, T) plus noise scaled so that 10 log10(P_x / P_noise) equals the drawn SNR."""
@@ -299,13 +424,13 @@ class Augmenter:
     def _reverberate(self, x: Tensor, rir_index: Tensor) -> Tensor:
         """x (S, T) convolved with RIRs (FFT), shifted by each RIR's peak index, truncated to T."""
         S, T = x.shape
-        h = self.rirs.rirs[rir_index.to(x.device)].to(x.dtype)  # (S, L)
+        h = self.rirs.rows(rir_index, x.device).to(x.dtype)  # (S, L)
         L = h.shape[1]
         n = _next_fast_len(T + L - 1)  # circular convolution of this size equals the linear one on [0, T+L-1)
         # Rotate each RIR left by its peak: output sample t of the circular convolution is then
         # y_linear[t + peak] for t < T (no aliasing since n >= T + L - 1), a plain slice.
         rotated = x.new_zeros(S, n)  # (S, n)
-        for row, peak in enumerate(self.rirs.peaks[rir_index.to(self.rirs.peaks.device)].tolist()):
+        for row, peak in enumerate(self.rirs.peaks[rir_index].tolist()):
             rotated[row, : L - peak] = h[row, peak:]
             if peak:
                 rotated[row, n - peak :] = h[row, :peak]

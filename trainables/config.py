@@ -116,11 +116,14 @@ class TrainConfig:
     rir_dir: str = ""
     """Folder of room impulse responses."""
     max_bad_files: float = 0.01
-    """Largest fraction of unreadable training files that are skipped (counted, logged) before refusing."""
-    loader_workers: int = 0
-    """DataLoader worker processes reading audio (0 = in the training process)."""
+    """Largest fraction of unreadable training files (rows of the list) that are skipped (counted, logged) before
+    refusing; files that break while training count too, each replaced by a readable utterance."""
+    loader_workers: int = -1
+    """DataLoader worker processes reading audio: -1 = auto (none when the audio is preloaded, else one per CPU of
+    the process but one, 1 to 8), 0 = in the training process."""
     preload: bool = True
-    """Hold the training audio in memory (int16) when it fits in preload_max_gb."""
+    """Hold the training audio in memory (int16, each distinct file once) when it fits in preload_max_gb; else it
+    is read on demand by the loader workers."""
     preload_max_gb: float = 4.0
     """Largest training set (decoded, int16) held in memory."""
 
@@ -179,7 +182,7 @@ class TrainConfig:
         _range("eval_segments", self.eval_segments, 1, 100)
         _range("max_utterances_per_speaker", self.max_utterances_per_speaker, 0, 10_000_000)
         _range("max_utterances", self.max_utterances, 0, 100_000_000)
-        _range("loader_workers", self.loader_workers, 0, 256)
+        _range("loader_workers", self.loader_workers, -1, 256)
         if self.framework == "moco" and self.queue_size < self.batch_size:
             raise ConfigError(
                 f"queue_size={self.queue_size} is smaller than batch_size={self.batch_size}: "

@@ -13,18 +13,19 @@ import soundfile as sf
 import torch
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
-from torch.utils.data import DataLoader
 
 from trainables.augment import Augmenter, NoiseBank, RirBank
 from trainables.config import TrainConfig
 from trainables.data_paths import DataPaths
-from trainables.dataset import BatchedViews, DataError, TwoViewDataset
+from trainables.check_record import load_or_check
+from trainables.dataset import DataError, TwoViewDataset
 from trainables.distributed import world
 from trainables.encoders import build_encoder
 from trainables.evaluation import TrialSet
 from trainables.features import LogMel
 from trainables.frameworks import MoCo, Projector, SimCLR
-from trainables.manifest import read_train_manifest
+from trainables.loader import CheckedLoader, build_loader
+from trainables.manifest import read_train_list
 from trainables.sampler import BatchSampler
 
 
@@ -34,7 +35,7 @@ class DataParts:
 
     dataset: TwoViewDataset
     sampler: BatchSampler
-    loader: DataLoader
+    loader: CheckedLoader
     trial_set: TrialSet | None
 
 
@@ -68,14 +69,16 @@ def build_parts(cfg: TrainConfig, paths: DataPaths, device: torch.device, log: C
 
 
 def build_data(cfg: TrainConfig, paths: DataPaths, device: torch.device, log: Callable[[str], None]) -> DataParts:
-    """The training set of this rank's share of each batch, its loader, and (rank 0) the decoded trial list."""
+    """The training set of this rank's share of each batch, its loader, and (rank 0) the decoded trial list.
+    The files are checked once per data fingerprint and recorded (`trainables.check_record`)."""
     rank, world_size = world()
-    utterances = read_train_manifest(paths.train_manifest, paths.data_root)
+    files = read_train_list(paths.train_manifest, paths.data_root)
     if cfg.max_utterances:
-        utterances = utterances[: cfg.max_utterances]
+        files = files.head(cfg.max_utterances)
     trial_set = TrialSet.load(paths.trials, paths.data_root, cfg.sample_rate) if (paths.trials and rank == 0) else None
+    checks = load_or_check(files, paths.train_manifest, paths.data_root, cfg.max_bad_files, log, cfg.seed)
     dataset = TwoViewDataset(
-        utterances,
+        files,
         sample_rate=cfg.sample_rate,
         crop=cfg.crop_samples,
         seed=cfg.seed,
@@ -83,10 +86,11 @@ def build_data(cfg: TrainConfig, paths: DataPaths, device: torch.device, log: Ca
         preload_max_bytes=int(cfg.preload_max_gb * (1 << 30)),
         max_bad_fraction=cfg.max_bad_files,
         log=log,
+        checks=checks,
     )
     try:
         sampler = BatchSampler(
-            dataset.speakers,
+            dataset.speaker_ids,
             cfg.batch_size,
             cfg.seed,
             prevent_class_collisions=cfg.prevent_class_collisions,
@@ -96,9 +100,9 @@ def build_data(cfg: TrainConfig, paths: DataPaths, device: torch.device, log: Ca
         )
     except ValueError as exc:  # too few (usable or labelled) utterances for the config's batches
         raise DataError(f"training list {paths.train_manifest}: {exc}") from None
-    loader = DataLoader(
-        BatchedViews(dataset), sampler=sampler, batch_size=None, num_workers=cfg.loader_workers, pin_memory=device.type == "cuda"
-    )
+    loader = build_loader(dataset, sampler, cfg.loader_workers, device)
+    if loader.num_workers:
+        log(f"reading training audio in {loader.num_workers} loader worker(s)")
     return DataParts(dataset, sampler, loader, trial_set)
 
 
@@ -129,23 +133,24 @@ def check_augmentation_folders(cfg: TrainConfig, paths: DataPaths) -> None:
 
 
 def build_augmenter(cfg: TrainConfig, paths: DataPaths, device: torch.device) -> Augmenter:
-    """Additive noise and reverberation from the run's folders (a folder may be absent when its probability is 0)."""
+    """Additive noise and reverberation from the run's folders (a folder may be absent when its probability is 0).
+    The banks stay on the host, mapped from one int16 file per node; each step moves its crops to `device`."""
     return Augmenter(
-        _bank(NoiseBank, paths.noise_dir, cfg.sample_rate, device),
-        _bank(RirBank, paths.rir_dir, cfg.sample_rate, device),
+        _bank(NoiseBank, paths.noise_dir, cfg.sample_rate),
+        _bank(RirBank, paths.rir_dir, cfg.sample_rate),
         noise_prob=cfg.noise_prob,
         reverb_prob=cfg.reverb_prob,
     )
 
 
-def _bank(kind: type[NoiseBank] | type[RirBank], folder: str, sample_rate: int,
-          device: torch.device) -> NoiseBank | RirBank | None:
-    """The bank of one augmentation folder (None without one); a folder or file it cannot load is a DataError."""
+def _bank(kind: type[NoiseBank] | type[RirBank], folder: str, sample_rate: int) -> NoiseBank | RirBank | None:
+    """The bank of one augmentation folder (None without one), from the node's bank file (built once per node
+    under the cache folder); a folder or file it cannot load, or a cache it cannot write, is a DataError."""
     if not folder:
         return None
     try:
-        return kind.from_dir(folder, sample_rate, device=device)
-    except ValueError as exc:  # names the folder, or (AudioError) the file
+        return kind.from_dir(folder, sample_rate)
+    except ValueError as exc:  # names the folder, (AudioError) the file, or (BankFileError) the cache file
         raise DataError(str(exc)) from None
     except sf.LibsndfileError as exc:  # names the file
         raise DataError(f"{'noise' if kind is NoiseBank else 'RIR'} folder {folder}: {exc}") from None

@@ -21,13 +21,14 @@ _STREAM = 0xFFFF_FFFF
 class BatchSampler:
     """Iterable of lists of dataset indices for one rank; pass it as a DataLoader's `batch_sampler`.
 
+    `speakers` are the labels of the items (None = unlabelled), or their int codes (-1 = unlabelled).
     `batch_size` is the global batch (all ranks together); each rank yields batch_size // world_size indices
     per step. The incomplete last batch is dropped. Call `set_epoch` before iterating each epoch.
     """
 
     def __init__(
         self,
-        speakers: list[str | None],
+        speakers: list[str | None] | np.ndarray,
         batch_size: int,
         seed: int,
         prevent_class_collisions: bool = False,
@@ -44,7 +45,20 @@ class BatchSampler:
         if max_utterances_per_speaker < 0:
             raise ValueError(f"max_utterances_per_speaker must be >= 0, got {max_utterances_per_speaker}")
         needs_labels = prevent_class_collisions or max_utterances_per_speaker > 0
-        unlabelled = sum(s is None for s in speakers)
+        if not needs_labels:
+            codes = np.zeros(len(speakers), dtype=np.int64)
+        elif isinstance(speakers, np.ndarray):  # speaker codes, -1 = unlabelled: renumbered by first appearance
+            codes = speakers.astype(np.int64)
+            values, first, inverse = np.unique(codes, return_index=True, return_inverse=True)
+            renumbered = np.full(values.shape[0], -1, dtype=np.int64)
+            labelled = values >= 0
+            renumbered[np.argsort(first[labelled]) + int(np.sum(~labelled))] = np.arange(int(labelled.sum()))
+            codes = renumbered[inverse.reshape(-1)]
+        else:
+            labels: dict[str, int] = {}
+            codes = np.fromiter((-1 if s is None else labels.setdefault(s, len(labels)) for s in speakers),
+                                dtype=np.int64, count=len(speakers))
+        unlabelled = int(np.sum(codes < 0))
         if needs_labels and unlabelled:
             option = "prevent_class_collisions" if prevent_class_collisions else "max_utterances_per_speaker"
             raise ValueError(
@@ -58,14 +72,12 @@ class BatchSampler:
         self.rank = rank
         self.world_size = world_size
         self.epoch = 0
-        codes: dict[str | None, int] = {}
+        self._speaker_ids = codes
+        self._by_speaker: list[np.ndarray] = []
         if needs_labels:
-            self._speaker_ids = np.array([codes.setdefault(s, len(codes)) for s in speakers], dtype=np.int64)
-        else:
-            self._speaker_ids = np.zeros(len(speakers), dtype=np.int64)
-        grouped = np.argsort(self._speaker_ids, kind="stable")  # (N,) indices grouped by speaker
-        bounds = np.flatnonzero(np.diff(self._speaker_ids[grouped])) + 1
-        self._by_speaker = np.split(grouped, bounds) if len(codes) else []
+            grouped = np.argsort(self._speaker_ids, kind="stable")  # (N,) indices grouped by speaker
+            bounds = np.flatnonzero(np.diff(self._speaker_ids[grouped])) + 1
+            self._by_speaker = np.split(grouped, bounds)
         usable = self._usable_count()
         if usable < batch_size:
             raise ValueError(f"{usable} utterances cannot fill one batch of {batch_size}")

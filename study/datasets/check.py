@@ -6,7 +6,8 @@ rates, unusable files and train/test speaker overlap. Problems are errors when t
 numbers would be invalid: a malformed list, any unusable trial, noise or RIR file (these are all loaded), more
 unusable training files than `max_bad_files` allows, too few usable utterances (or speakers) for one batch, a
 training speaker or file that is also in the trials (unless overlap is allowed). Resampling and wrap-padding are
-warnings.
+warnings. What the training files hold is recorded for the trials (`trainables.check_record`): trials on the same
+list and root then start without reopening every file.
 """
 
 from __future__ import annotations
@@ -25,8 +26,13 @@ from study.datasets.check_report import CheckReport
 from study.datasets.rirs import RIR_SECONDS_IN_BANK
 from trainables.audio import AUDIO_SUFFIXES, AudioError, audio_files, audio_info
 from trainables.augment import MUSAN_SNR_DB
+from trainables.bank_file import BYTES_PER_SAMPLE
 from trainables.config import TrainConfig
-from trainables.manifest import ManifestError, Trial, Utterance, read_train_manifest, read_trials, resolve, trial_files
+from trainables.check_record import record_checks
+from trainables.corpus import CACHE_ENV
+from trainables.file_checks import FileChecks
+from trainables.manifest import (ManifestError, TrainList, Trial, Utterance, read_train_list, read_trials, resolve,
+                                 trial_files)
 from trainables.sampler import BatchSampler
 
 CHUNK_FILES = 2000
@@ -91,6 +97,8 @@ class _Lists:
     trials_path: str = ""
     utterances: list[Utterance] = field(default_factory=list)
     trials: list[Trial] = field(default_factory=list)
+    train_list: TrainList | None = None
+    """The training list as the trainer holds it (None when not given or malformed)."""
 
     @property
     def train_paths(self) -> list[str]:
@@ -158,7 +166,30 @@ def check_data(
         _summarise_bank(report, bank, opened, cfg)
     _check_rates(report, opened, cfg.sample_rate)
     _overlap(report, lists, trial_paths, allow_overlap)
+    _record(report, lists, root, opened)
     return report
+
+
+def _record(report: CheckReport, lists: _Lists, root: str, opened: _Opened) -> None:
+    """Record what the training files hold for the trials on this data (`trainables.check_record`), so they
+    start without reopening every file; a cache that cannot be written is a warning."""
+    files = lists.train_list
+    if files is None:
+        return
+    checks = FileChecks.unchecked(len(files.names))
+    for f in np.unique(files.file_of_row).tolist():
+        i = opened.index[files.paths[f]]
+        if i in opened.errors:
+            checks.reasons[f] = opened.errors[i]
+        else:
+            checks.frames[f], checks.rates[f] = opened.frames[i], opened.rates[i]
+    try:
+        path = record_checks(lists.train_path, root, files, checks)
+    except OSError as exc:
+        report.add(False, f"the check of the training files could not be recorded ({exc}): each trial will "
+                          f"check them again; set {CACHE_ENV} to a writable folder")
+        return
+    report.summary.append(f"training files recorded for the trials: {path}")
 
 
 def _read_lists(report: CheckReport, root: str, train: str, trials: str, max_utterances: int) -> _Lists:
@@ -167,11 +198,12 @@ def _read_lists(report: CheckReport, root: str, train: str, trials: str, max_utt
     lists = _Lists(resolve(root, train) if train else "", resolve(root, trials) if trials else "")
     if lists.train_path:
         try:
-            lists.utterances = read_train_manifest(lists.train_path, root)
+            lists.train_list = read_train_list(lists.train_path, root)
         except ManifestError as exc:
             report.add(True, "malformed training list", [str(exc)])
-        if max_utterances:
-            lists.utterances = lists.utterances[:max_utterances]
+        if lists.train_list is not None and max_utterances:
+            lists.train_list = lists.train_list.head(max_utterances)
+        lists.utterances = lists.train_list.utterances() if lists.train_list is not None else []
     if lists.trials_path:
         try:
             lists.trials = read_trials(lists.trials_path)
@@ -284,14 +316,14 @@ def _summarise_bank(report: CheckReport, bank: _Bank, opened: _Opened, cfg: Trai
             elif Path(bank.folder, category).is_dir():
                 report.add(True, f"noise category folder {bank.folder}/{category} has no audio files: the trainer "
                                  "refuses it")
-        size = total * cfg.sample_rate * 4
+        size = total * cfg.sample_rate * BYTES_PER_SAMPLE
         what = "; ".join(parts) or f"{len(bank.files):,} files, {_hours(total)}"
     else:  # RirBank keeps at most 1.5 s of each and pads them all to the longest
         longest = min(RIR_SECONDS_IN_BANK, max(seconds.values()))
-        size = len(bank.files) * longest * cfg.sample_rate * 4
+        size = len(bank.files) * longest * cfg.sample_rate * BYTES_PER_SAMPLE
         what = f"{len(bank.files):,} files, {total / len(bank.files):.2f} s mean"
     report.summary.append(f"{bank.label} {bank.folder}: {what}; the trainer holds it as {size / 2**30:.2f} GiB "
-                          "float32 per device")
+                          "(int16), one memory-mapped copy per node")
     bad = opened.unusable(bank.files)
     if bad:
         report.add(True, f"{len(bad):,} {bank.label} file(s) are unusable: the trainer loads every one", bad)

@@ -18,11 +18,10 @@ import soundfile as sf
 from tqdm import tqdm
 
 from study.datasets.root import PrepareError
+from trainables.bank_file import BYTES_PER_SAMPLE
 
 CATEGORIES = ("noise", "speech", "music")
 CHUNK_SECONDS = 8.0
-BANK_BYTES_PER_SAMPLE = 4
-"""The trainer's noise bank holds every chunk as float32 on the training device."""
 
 
 @dataclass
@@ -59,7 +58,7 @@ class MusanReport:
             )
         total = sum(c.seconds for c in self.categories.values()) * sample_rate
         out.append(f"chunks written now: {self.written:,}; the trainer's noise bank will hold "
-                   f"{total * BANK_BYTES_PER_SAMPLE / 2**30:.1f} GiB (float32) on each training device")
+                   f"{total * BYTES_PER_SAMPLE / 2**30:.1f} GiB (int16), one memory-mapped copy per node")
         out += [f"error: {e}" for e in self.errors]
         return out
 

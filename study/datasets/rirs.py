@@ -17,12 +17,13 @@ from tqdm import tqdm
 
 from study.datasets.root import RIR_DIR, RIR_INDEX, PrepareError, link_folder, write_atomic
 from trainables.audio import AudioError, audio_info
+from trainables.bank_file import BYTES_PER_SAMPLE
 
 ROOM_SIZES = ("smallroom", "mediumroom", "largeroom")
 FULL_COUNT = 60000
 RIR_SECONDS_IN_BANK = 1.5
 """The trainer keeps the first 1.5 s of each RIR (`RirBank.from_dir`'s default), all padded to the longest,
-float32, on each device."""
+int16, one memory-mapped copy per node."""
 
 
 @dataclass
@@ -43,12 +44,12 @@ class RirReport:
         """A short human-readable report; the bank size is for the trainer's `sample_rate`."""
         total = sum(self.counts.values())
         full = "" if total == FULL_COUNT else f" (the complete set has {FULL_COUNT:,})"
-        bank = total * min(RIR_SECONDS_IN_BANK, self.longest) * sample_rate * 4 / 2**30
+        bank = total * min(RIR_SECONDS_IN_BANK, self.longest) * sample_rate * BYTES_PER_SAMPLE / 2**30
         return [
             f"simulated RIRs in {self.folder}: {total:,} files{full}: "
             + ", ".join(f"{size} {n:,}" for size, n in self.counts.items()),
             "sample rates: " + ", ".join(f"{rate} Hz: {n:,}" for rate, n in sorted(self.rates.items())),
-            f"the trainer's RIR bank will hold {bank:.1f} GiB (float32) on each training device",
+            f"the trainer's RIR bank will hold {bank:.1f} GiB (int16), one memory-mapped copy per node",
             *(f"error: {e}" for e in self.errors),
         ]
 

@@ -24,9 +24,17 @@ class Resources:
     cpus_per_worker: float
     gpus_per_worker: int
     max_concurrent: int
+    trials_per_gpu: int = 1
+    """Single-worker trials sharing one GPU (each gets 1/trials_per_gpu of it); 1 for DDP trials."""
+
+    @property
+    def gpus_per_trial_worker(self) -> float:
+        """The GPU share each worker asks Ray for: whole GPUs, or a fraction of one for packed trials."""
+        return self.gpus_per_worker / self.trials_per_gpu
 
     def per_trial(self) -> str:
-        gpu = f" + {self.gpus_per_worker} GPU" if self.gpus_per_worker else ""
+        share = f"1/{self.trials_per_gpu} of a GPU" if self.trials_per_gpu > 1 else f"{self.gpus_per_worker} GPU"
+        gpu = f" + {share}" if self.gpus_per_worker else ""
         return f"{self.workers_per_trial} worker(s) x ({self.cpus_per_worker:g} CPU{gpu})"
 
 
@@ -127,14 +135,22 @@ def plan_resources(
     cpus_per_worker: float = 1.0,
     gpus_per_worker: int | None = None,
     max_concurrent: int | None = None,
+    trials_per_gpu: int = 1,
 ) -> Resources:
-    """Per-trial resources and concurrency that never oversubscribe the cluster (GPUs bound it when used)."""
+    """Per-trial resources and concurrency that never oversubscribe the cluster (GPUs bound it when used).
+    `trials_per_gpu` > 1 packs single-worker trials onto one GPU each (fractional GPU resources)."""
     if gpus_per_worker is None:
         gpus_per_worker = 1 if gpus >= 1 else 0
     if workers_per_trial < 1 or cpus_per_worker <= 0 or gpus_per_worker < 0:
         raise PlanError("--workers-per-trial must be >= 1, --cpus-per-worker > 0 and --gpus-per-worker >= 0")
+    if trials_per_gpu < 1:
+        raise PlanError(f"--trials-per-gpu must be >= 1, got {trials_per_gpu}")
+    if trials_per_gpu > 1 and (workers_per_trial > 1 or gpus_per_worker != 1):
+        raise PlanError(f"--trials-per-gpu {trials_per_gpu} packs single-worker trials onto one GPU; this launch has "
+                        f"{workers_per_trial} worker(s) x {gpus_per_worker} GPU(s) per trial (DDP trials keep whole "
+                        "GPUs, as NCCL needs): use --workers-per-trial 1 on a cluster with GPUs, or --trials-per-gpu 1")
     need_cpus = workers_per_trial * cpus_per_worker
-    need_gpus = workers_per_trial * gpus_per_worker
+    need_gpus = workers_per_trial * gpus_per_worker / trials_per_gpu
     fit = math.floor(cpus / need_cpus + 1e-9)
     if need_gpus:
         fit = min(fit, math.floor(gpus / need_gpus + 1e-9))
@@ -146,7 +162,7 @@ def plan_resources(
     concurrent = min(fit, num_samples, max_concurrent or fit)
     if concurrent < 1:
         raise PlanError("--max-concurrent must be at least 1")
-    return Resources(workers_per_trial, cpus_per_worker, gpus_per_worker, concurrent)
+    return Resources(workers_per_trial, cpus_per_worker, gpus_per_worker, concurrent, trials_per_gpu)
 
 
 def _domain(domain) -> str:

@@ -33,9 +33,9 @@ class TrialOutcome:
 
 def progress_callback(total: int, epochs: int, searched: Sequence[str], conditions: Mapping[str, Mapping[str, Any]],
                       metric: str, log: Callable[[str], None] | None = None,
-                      stopped_early: Callable[[str], None] | None = None):
+                      stopped_early: Callable[[str], None] | None = None, max_failures: int | None = None):
     """A Tune callback printing a line (`log`, default print) when a trial starts, reports an evaluation,
-    finishes or fails, and calling `stopped_early(trial_id)` when a scheduler stops a trial before its last
+    finishes, fails, or (trials Tune retries, `max_failures` given) is restarted after a failure; and calling `stopped_early(trial_id)` when a scheduler stops a trial before its last
     epoch (then, and not when the launch is interrupted). `print` is looked up when a line is written, not
     bound here: Tune pickles the callback, and Ray may have replaced `builtins.print` in between, which pickle
     refuses."""
@@ -69,6 +69,13 @@ def progress_callback(total: int, epochs: int, searched: Sequence[str], conditio
                 stopped_early(trial.trial_id)
             self._line(f"trial {trial.trial_id} {'stopped early by the scheduler' if early else 'done'} "
                        f"({self.done}/{total} trials)")
+
+        def on_trial_recover(self, iteration, trials, trial, **info):
+            if max_failures is None:
+                return
+            error = trial.get_pickled_error() or trial.get_error()
+            self._line(f"trial {trial.trial_id}: worker failed ({one_line(error) if error else 'no error recorded'}); "
+                       f"restarting from its last checkpoint (retry {trial.num_failures} of {max_failures})")
 
         def on_trial_error(self, iteration, trials, trial, **info):
             self.done += 1

@@ -1,6 +1,7 @@
-"""The hooks a trial's Ray Train workers give the training loop: Ray Train's device, checkpoint restore and
-reports on every rank, and the trial's MLflow child run on rank 0, written in the background (a tracking outage
-never holds up training; the checkpoint keeps what could not be sent)."""
+"""The hooks a trial's workers give the training loop: Ray Train's device, checkpoint restore and reports on
+every rank (`InTrialHooks`: the same for a single-worker trial run in its Tune trial), and the trial's MLflow
+child run on rank 0, written in the background (a tracking outage never holds up training; the checkpoint keeps
+what could not be sent)."""
 
 from __future__ import annotations
 
@@ -10,16 +11,19 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import ray
 import ray.train
 import ray.train.torch
+import ray.tune
 import torch
 
 from study.tracking.background import BackgroundRun
 from study.tracking.settings import TrialTracking
-from trainables.checkpoint import read_checkpoint, read_scores, write_checkpoint
+from trainables.checkpoint import latest_checkpoint, read_checkpoint, read_scores, write_checkpoint
 from trainables.config import TrainConfig
 from trainables.data_paths import DataPaths
 from trainables.distributed import world
+from trainables.hooks import LocalCheckpoints
 
 
 FLUSH_WAIT_S = 30.0
@@ -73,3 +77,36 @@ class RayTrainHooks:
             folder = write_checkpoint(Path(tmp) / "checkpoint", state, scores)
             ray.train.report(metrics, checkpoint=ray.train.Checkpoint.from_directory(str(folder)))
         return f"Ray checkpoint of epoch {state['epoch']}"
+
+
+class InTrialHooks(RayTrainHooks):
+    """The hooks of a single-worker trial run in its Tune trial process, without a Ray Train controller: the GPU
+    (share) Ray gave the trial, checkpoints in `folder` (the newest two kept; a retry or `--resume` continues from
+    the newest), evaluated epochs reported to Tune; MLflow as for Ray Train workers."""
+
+    def __init__(self, tracking: TrialTracking | None, folder: Path, metric: str):
+        super().__init__(tracking)
+        self.checkpoints = LocalCheckpoints(folder)
+        self.metric = metric
+
+    def device(self) -> torch.device:
+        return torch.device("cuda", 0) if ray.get_gpu_ids() and torch.cuda.is_available() else torch.device("cpu")
+
+    def restore(self) -> dict[str, Any] | None:
+        found = latest_checkpoint(self.checkpoints.folder)
+        if found is None:
+            return None
+        state = read_checkpoint(found)
+        self.scores = read_scores(found)
+        self.history = list(state["history"])
+        return state
+
+    def latest(self) -> Path | None:
+        """The newest checkpoint folder written (or restored)."""
+        return latest_checkpoint(self.checkpoints.folder)
+
+    def _report(self, state: dict[str, Any], scores: dict[str, np.ndarray] | None, metrics: dict[str, Any]) -> str | None:
+        written = self.checkpoints.epoch_end(state, scores, metrics)
+        if self.metric in metrics:
+            ray.tune.report({**metrics, "world_size": 1})
+        return written

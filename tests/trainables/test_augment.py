@@ -12,6 +12,7 @@ import torch
 
 from trainables.audio import AudioError, audio_files
 from trainables.augment import MUSAN_SNR_DB, Augmenter, NoiseBank, RirBank
+from trainables.corpus import CACHE_ENV
 
 SR = 16000
 DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
@@ -38,6 +39,12 @@ def _rir(length: int, delay: int, seed: int) -> np.ndarray:
     tail = np.arange(length - delay - 1)
     h[delay + 1 :] = 0.3 * rng.standard_normal(tail.size) * np.exp(-tail / (length / 6))
     return h
+
+
+@pytest.fixture(autouse=True)
+def bank_cache(tmp_path, monkeypatch):
+    """Bank files of `from_dir` go to a per-test cache folder."""
+    monkeypatch.setenv(CACHE_ENV, str(tmp_path / "cache"))
 
 
 @pytest.fixture
@@ -91,7 +98,7 @@ def test_reverberation_matches_numpy_convolve_peak_aligned(banks):
     assert set(draws.rir_index.tolist()) == {0, 1, 2}
     for b in range(12):
         r = int(draws.rir_index[b])
-        h = rirs.rirs[r, : int(rirs.lengths[r])].double().numpy()
+        h = rirs.rows(torch.tensor([r]), "cpu")[0, : int(rirs.lengths[r])].double().numpy()
         peak = int(np.argmax(np.abs(h)))
         ref = np.convolve(x[b].double().numpy(), h)[peak : peak + 3000]
         np.testing.assert_allclose(out[b].numpy(), ref, atol=1e-4, rtol=0)
@@ -100,7 +107,7 @@ def test_reverberation_matches_numpy_convolve_peak_aligned(banks):
 def test_rir_bank_normalises_and_finds_direct_path(banks):
     _, rirs = banks
     assert rirs.rirs.shape == (3, 1500)
-    torch.testing.assert_close(rirs.rirs.norm(dim=1), torch.ones(3))
+    torch.testing.assert_close(rirs.rows(torch.arange(3), "cpu").norm(dim=1), torch.ones(3))
     assert rirs.peaks.tolist() == [10, 90, 0]
 
 
@@ -163,7 +170,7 @@ def test_musan_layout_gives_three_categories_with_their_ranges(tmp_path):
     assert bank.file_offsets["noise"].tolist() == [0, 1600]  # sorted paths: free-sound/n1.wav, n2.flac
     assert bank.category("speech").numel() == 1200
     assert bank.category("music").numel() == 2000 + 3200  # 8 kHz file: 1600 frames kept, then x2
-    assert bank.waveform.numel() == 2400 + 1200 + 5200
+    assert bank.samples.numel() == 2400 + 1200 + 5200
 
 
 def test_flat_layout_is_noise_only_and_empty_folders_raise(tmp_path):
@@ -173,7 +180,7 @@ def test_flat_layout_is_noise_only_and_empty_folders_raise(tmp_path):
     bank = NoiseBank.from_dir(flat, SR)
     assert bank.categories == ("noise",)
     assert bank.snr_db == {"noise": (0.0, 15.0)}
-    assert bank.waveform.numel() == 800
+    assert bank.samples.numel() == 800
 
     empty = tmp_path / "empty_noise_dir"
     empty.mkdir()
@@ -198,7 +205,7 @@ def test_rir_folder_loads_truncates_and_normalises(tmp_path):
     assert bank.rirs.shape == (2, 2000)
     assert bank.lengths.tolist() == [1000, 2000]  # sorted: b.flac, room/a.wav
     assert bank.peaks.tolist() == [5, 20]
-    torch.testing.assert_close(bank.rirs.norm(dim=1), torch.ones(2))
+    torch.testing.assert_close(bank.rows(torch.arange(2), "cpu").norm(dim=1), torch.ones(2))
 
 
 def test_banks_take_every_wav_and_flac_below_the_folder_in_path_order(tmp_path):

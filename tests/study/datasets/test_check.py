@@ -13,7 +13,10 @@ from study.datasets.check import check_data, check_files
 from study.datasets.check_report import CheckReport, Finding
 from study.prepare import main
 from tests.study.fake_datasets import write_wav
+from trainables.check_record import fingerprint, load_or_check, load_record, record_path
 from trainables.config import build_config
+from trainables.corpus import CACHE_ENV
+from trainables.manifest import read_train_list
 
 PAPER = build_config("paper", {"batch_size": 4})
 """The paper profile with batches the few utterances of these tests fill (the check refuses a list that cannot)."""
@@ -22,6 +25,13 @@ SHORT_CROPS = PAPER.replace(crop_seconds=0.5)
 DATA = Path(__file__).resolve().parents[3].parent / "shared" / "data"
 SPEECHOCEAN = DATA / "speechocean762"
 RATE = 16000
+
+
+@pytest.fixture(autouse=True)
+def cache(tmp_path, monkeypatch):
+    """Check records go to this test's folder."""
+    monkeypatch.setenv(CACHE_ENV, str(tmp_path / "cache"))
+    return tmp_path / "cache"
 
 
 def corpus(root: Path) -> tuple[list[str], list[str]]:
@@ -326,3 +336,21 @@ def test_a_report_in_a_missing_folder_is_refused_before_checking(tmp_path, capsy
     write_lists(tmp_path, train, trial_lines(test))
     code, out = run_check(capsys, tmp_path, "--report", str(tmp_path / "no" / "report.txt"))
     assert code == 2 and out == f"error: --report {tmp_path}/no/report.txt: the folder {tmp_path}/no does not exist\n"
+
+
+def test_the_check_records_the_training_files_for_the_trials(tmp_path, capsys, cache):
+    train, test = corpus(tmp_path)
+    write_lists(tmp_path, train, trial_lines(test))
+    (tmp_path / train[4]).write_bytes(b"broken")
+    code, out = run_check(capsys, tmp_path, "--set", "max_bad_files=0.2")
+    key = fingerprint(tmp_path / "train.csv", tmp_path)
+    assert code == 0 and f"training files recorded for the trials: {record_path(key)}" in out
+    checks, info = load_record(record_path(key), 6)
+    assert checks.frames.tolist() == [int(4.5 * RATE)] * 4 + [0, int(4.5 * RATE)] and set(checks.reasons) == {4}
+    assert info["rows"] == 6 and info["data_root"] == str(tmp_path)
+    messages = []  # a trial on the same data: no check of its own, the record's findings
+    files = read_train_list(tmp_path / "train.csv", tmp_path)
+    again = load_or_check(files, str(tmp_path / "train.csv"), str(tmp_path), 0.2, messages.append)
+    assert not any(m.startswith("checked") for m in messages) and set(again.reasons) == {4}
+    (tmp_path / "train.csv").write_text((tmp_path / "train.csv").read_text() + f"{train[0]},id00001\n")
+    assert fingerprint(tmp_path / "train.csv", tmp_path) != key  # a changed list is checked anew

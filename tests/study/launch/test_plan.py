@@ -81,3 +81,29 @@ def test_cli_errors_are_one_clear_line(capsys):
     assert "known studies" in capsys.readouterr().err
     assert main(["paper_table1", "--dry-run", "--seeds", "a,b"]) == 2
     assert "--seeds takes comma-separated integers, e.g. 1,2,3; got 'a,b'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "cpus, gpus, trials_per_gpu, samples, concurrent",
+    [
+        (16, 1, 4, 24, 4),  # four packed trials on one GPU
+        (16, 2, 4, 24, 8),
+        (3, 1, 4, 24, 3),  # CPUs still bound it: each packed trial keeps its worker's CPU
+        (16, 1, 4, 2, 2),
+    ],
+)
+def test_packed_trials_share_gpus_without_oversubscribing(cpus, gpus, trials_per_gpu, samples, concurrent):
+    res = plan_resources(cpus, gpus, samples, trials_per_gpu=trials_per_gpu)
+    assert res.max_concurrent == concurrent
+    assert res.gpus_per_trial_worker == pytest.approx(1 / trials_per_gpu)
+    assert res.max_concurrent * res.gpus_per_trial_worker <= gpus + 1e-9
+    assert "1/4 of a GPU" in res.per_trial()
+
+
+def test_ddp_trials_keep_whole_gpus():
+    with pytest.raises(PlanError, match="DDP trials keep whole GPUs"):
+        plan_resources(16, 8, 24, workers_per_trial=2, trials_per_gpu=2)
+    with pytest.raises(PlanError, match="DDP trials keep whole GPUs"):
+        plan_resources(16, 0, 24, trials_per_gpu=2)  # no GPU to pack onto
+    with pytest.raises(PlanError, match="--trials-per-gpu must be >= 1"):
+        plan_resources(16, 1, 24, trials_per_gpu=0)

@@ -334,6 +334,9 @@ def close_launch(plan: Plan, driver, parent_run_id: str, trials) -> tuple[bool, 
                                 "best_min_dcf": top.metrics.get("min_dcf", float("nan"))})
     failed = summary_metrics["failed_trials"] > 0
     try:
+        for trial_id in runs.mark_lost_runs(driver.tracking, {trial.trial_id for trial in trials}):
+            print(f"trial {trial_id}: its run is marked lost (state=lost): the launch stopped before Tune recorded "
+                  "the trial, so --resume ran a new trial in its place")
         for trial in trials:
             if trial.error:
                 runs.close_trial_run(driver.tracking, trial.trial_id, "FAILED", {runs.ERROR_TAG: trial.error})

@@ -145,6 +145,9 @@ def plan_resources(
         raise PlanError("--workers-per-trial must be >= 1, --cpus-per-worker > 0 and --gpus-per-worker >= 0")
     if trials_per_gpu < 1:
         raise PlanError(f"--trials-per-gpu must be >= 1, got {trials_per_gpu}")
+    if trials_per_gpu > 1 and gpus_per_worker == 0:
+        raise PlanError(f"--trials-per-gpu {trials_per_gpu} packs trials onto GPUs, and this launch uses none "
+                        f"(the cluster has {gpus:g} GPU(s); --gpus-per-worker {gpus_per_worker})")
     if trials_per_gpu > 1 and (workers_per_trial > 1 or gpus_per_worker != 1):
         raise PlanError(f"--trials-per-gpu {trials_per_gpu} packs single-worker trials onto one GPU; this launch has "
                         f"{workers_per_trial} worker(s) x {gpus_per_worker} GPU(s) per trial (DDP trials keep whole "

@@ -126,6 +126,27 @@ def interrupt_launch(tracking: TrackingSettings) -> dict[str, str]:
     return states
 
 
+LOST = "lost"
+
+
+def mark_lost_runs(tracking: TrackingSettings, trial_ids: set[str]) -> list[str]:
+    """Close, as KILLED with state=lost, the unfinished child runs of trials that are not among `trial_ids` (the
+    launch's Tune trials): a trial started just before the launch's driver was killed, before Tune saved its
+    experiment state, is unknown to `--resume`, which starts a new trial in its place. Their trial ids."""
+    mlflow_client = client(tracking.tracking_uri)
+    children = mlflow_client.search_runs(
+        [tracking.experiment_id], filter_string=f"tags.`{PARENT_TAG}` = '{tracking.parent_run_id}'", max_results=10000)
+    lost = []
+    for run in children:
+        trial_id = run.data.tags.get(TRIAL_TAG, run.info.run_id)
+        if trial_id in trial_ids or run.info.status == "FINISHED" or run.data.tags.get(STATE_TAG) == LOST:
+            continue
+        mlflow_client.set_tag(run.info.run_id, STATE_TAG, LOST)
+        mlflow_client.set_terminated(run.info.run_id, status="KILLED")
+        lost.append(trial_id)
+    return lost
+
+
 def reopen_parent_run(uri: str, run_id: str) -> None:
     """Set a resumed launch's parent run running again."""
     mlflow_client = client(uri)

@@ -103,7 +103,7 @@ def test_packed_trials_share_gpus_without_oversubscribing(cpus, gpus, trials_per
 def test_ddp_trials_keep_whole_gpus():
     with pytest.raises(PlanError, match="DDP trials keep whole GPUs"):
         plan_resources(16, 8, 24, workers_per_trial=2, trials_per_gpu=2)
-    with pytest.raises(PlanError, match="DDP trials keep whole GPUs"):
+    with pytest.raises(PlanError, match="packs trials onto GPUs, and this launch uses none"):
         plan_resources(16, 0, 24, trials_per_gpu=2)  # no GPU to pack onto
     with pytest.raises(PlanError, match="--trials-per-gpu must be >= 1"):
         plan_resources(16, 1, 24, trials_per_gpu=0)

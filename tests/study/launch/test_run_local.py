@@ -93,6 +93,12 @@ def test_resume_after_the_driver_is_killed_finishes_without_rerunning_or_duplica
     children, parents = child_runs(uri, "smoke")
     assert len(parents) == 1, "the resumed launch must continue the same parent run"
     assert parents.iloc[0]["status"] == "FINISHED"
+    # A trial started in the seconds before the kill, before Tune saved its state, is unknown to --resume: its
+    # run is closed as lost, and a new trial takes its place.
+    lost = children[children["tags.state"] == "lost"] if "tags.state" in children else children.iloc[:0]
+    assert len(lost) <= 1 and set(lost["status"]) <= {"KILLED"}, lost
+    assert all(f"trial {trial_id}: its run is marked lost" in output for trial_id in lost["tags.trial_id"])
+    children = children.drop(lost.index)
     assert len(children) == 3 and children["tags.trial_id"].nunique() == 3, children[["tags.trial_id", "status"]]
     assert set(children["status"]) == {"FINISHED"}
     client = MlflowClient(uri)

@@ -117,6 +117,21 @@ def test_runs_left_open_are_closed_with_a_status(store, paths):
     assert info.info.status == "FINISHED" and info.data.tags["stopped_early"] == "true"
 
 
+def test_unfinished_runs_of_trials_tune_does_not_know_are_marked_lost(store, paths):
+    cfg = build_config("cpu", {"epochs": 2})
+    train_like_a_worker(store, cfg, paths, "done", [1, 2])
+    train_like_a_worker(store, cfg, paths, "known", [1])
+    train_like_a_worker(store, cfg, paths, "orphan", [1])
+    train_like_a_worker(store, cfg, paths, "orphan_interrupted", [1])
+    tracking_runs.interrupt_launch(store)  # KILLED + state=interrupted, as after Ctrl+C
+    assert sorted(tracking_runs.mark_lost_runs(store, {"done", "known"})) == ["orphan", "orphan_interrupted"]
+    runs = trial_runs(store).set_index("tags.trial_id")
+    assert runs.loc["done", "status"] == "FINISHED" and runs.loc["known", "tags.state"] == "interrupted"
+    for lost in ("orphan", "orphan_interrupted"):
+        assert (runs.loc[lost, "status"], runs.loc[lost, "tags.state"]) == ("KILLED", "lost")
+    assert tracking_runs.mark_lost_runs(store, {"done", "known"}) == []  # once
+
+
 def test_data_fingerprint_follows_the_lists_and_the_audio(paths, tmp_path):
     (tmp_path / "a.flac").write_bytes(b"x" * 100)
     (tmp_path / "b.flac").write_bytes(b"y" * 100)

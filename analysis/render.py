@@ -23,6 +23,8 @@ NOT_REPORTED = "–"
 """Nothing to report: a value the paper does not give, or a param where it does not apply."""
 NOT_APPLICABLE = "n/a"
 """A cell that cannot have a value (ours in a literature row)."""
+REFERENCE = "ref"
+"""The reference row's cell in a column of differences to it."""
 
 
 @dataclass
@@ -90,7 +92,7 @@ def latex(table: Table, label: str | None = None) -> str:
     return comments + text
 
 
-NUMERIC = rf"[\d.+\-±\[\], ]*|{MISSING}|{NOT_APPLICABLE}|{NOT_REPORTED}"
+NUMERIC = rf"[\d.+\-±\[\], ]*|{MISSING}|{NOT_APPLICABLE}|{NOT_REPORTED}|{REFERENCE}"
 """Cells of a right-aligned (number) column."""
 LOSS = re.compile(r"L(\^\((?P<kind>[SQ])\))?_(?P<name>NT-Xent(-AM)?|AP)")
 

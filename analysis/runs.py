@@ -8,6 +8,7 @@ itself is imported here (for `search_runs`' DataFrame) and nowhere else in analy
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 from dataclasses import dataclass, fields
@@ -20,9 +21,10 @@ import pandas as pd
 from mlflow.exceptions import MlflowException
 
 from search_spaces import meets
-from study.tracking.runs import PARENT_TAG, SCORES_ARTIFACT, STUDY_TAG, TRIAL_TAG
+from study.tracking.runs import CONFIG_ARTIFACT, PARENT_TAG, SCORES_ARTIFACT, STUDY_TAG, TRIAL_TAG
 from study.tracking.store import TrackingError, check_reachable, client, resolve_uri, store_path
 from trainables.config import TrainConfig, parse_override
+from trainables.manifest import resolve
 
 CONFIG_KEYS = tuple(f.name for f in fields(TrainConfig))
 METRICS = ("eer", "min_dcf", "loss", "epoch", "samples_per_s", "seconds")
@@ -141,6 +143,21 @@ def load_scores(uri: str, run: pd.Series) -> tuple[np.ndarray, np.ndarray]:
         with np.load(path) as data:
             scores, labels = np.asarray(data["scores"], dtype=np.float64), np.asarray(data["labels"]).astype(int)
     return scores, labels
+
+
+def trial_list_path(uri: str, run: pd.Series) -> str | None:
+    """The trial list a run was scored on: its `trials` param under its `data_root`; for the embedded corpus
+    (no data_root) the resolved path its `config.json` artifact records. None when neither says."""
+    data_root, trials = (run.get(key) if isinstance(run.get(key), str) else "" for key in ("data_root", "trials"))
+    if data_root:
+        return resolve(data_root, trials) if trials else None
+    store = client(uri)
+    if CONFIG_ARTIFACT not in {a.path for a in store.list_artifacts(run["run_id"])}:
+        return None
+    with tempfile.TemporaryDirectory() as tmp:
+        path = store.download_artifacts(run["run_id"], CONFIG_ARTIFACT, tmp)
+        recorded = json.loads(Path(path).read_text()).get("data", {}).get("trials")
+    return recorded or None
 
 
 def log_figures(uri: str, parent_run_id: str, paths: list[Path]) -> None:

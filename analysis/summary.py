@@ -7,18 +7,20 @@ import math
 import pandas as pd
 
 import search_spaces
-from analysis.bootstrap import eer_interval
-from analysis.render import frame_text
+from analysis.bootstrap import RESAMPLES, eer_interval
+from analysis.comparisons import add_row_differences, comparison_line
+from analysis.render import Table, frame_text
 from analysis.runs import MissingScores, Runs, load_runs, load_scores
-from analysis.table_layouts import layout
-from analysis.tables import EER, DCF, comparison, ranked_runs, run_config
+from analysis.table_layouts import Layout, layout
+from analysis.tables import EER, DCF, comparison, paper_point_comparisons, ranked_runs, run_config
 from search_spaces import describe_config
 
 COMPARISON_COLUMNS = ("n", f"{EER} ours", f"{EER} paper", f"{DCF} ours", f"{DCF} paper")
 
 
-def study_summary(name: str, uri: str | None = None, launch: str | None = None, top: int = 5) -> str:
-    """The summary text of study `name`."""
+def study_summary(name: str, uri: str | None = None, launch: str | None = None, top: int = 5,
+                  resamples: int = RESAMPLES) -> str:
+    """The summary text of study `name`; `resamples` for the paired differences (0: none)."""
     study = search_spaces.load(name)
     runs = load_runs(name, uri, launch)
     table = runs.table
@@ -42,6 +44,7 @@ def study_summary(name: str, uri: str | None = None, launch: str | None = None, 
     rows = comparison(spec, {name: runs.complete})
     if spec.rows:
         lines += ["", f"{spec.title}:", frame_text(rows.display[list(spec.columns) + list(COMPARISON_COLUMNS)])]
+    lines += _paired_lines(study, spec, rows, runs, resamples)
     if study.search and len(ranked):
         searched, conditions = _searched(study, runs)
         lines += ["", f"best {min(top, len(ranked))} of {len(ranked)} trial(s):"]
@@ -49,6 +52,19 @@ def study_summary(name: str, uri: str | None = None, launch: str | None = None, 
             lines.append(f"  {run['trial_id']}  {describe_config(run_config(run), searched, conditions)}  "
                          f"EER {run['eer']:.2f}  minDCF {run['min_dcf']:.4f}")
     return "\n".join(lines).rstrip() + "\n"
+
+
+def _paired_lines(study: search_spaces.Study, spec: Layout, rows: Table, runs: Runs, resamples: int) -> list[str]:
+    """One line per paired comparison (rows against the reference row; the best trial against the paper's
+    points), and why there are none where a note says so."""
+    found, notes = add_row_differences(rows, spec, {study.name: runs.complete}, runs.uri, resamples)
+    if study.search:
+        points, point_notes = paper_point_comparisons(study, runs, resamples)
+        found, notes = found + points, notes + point_notes
+    if not found and not notes:
+        return []
+    return ["", "paired differences (b - a for 'b vs a', 95% speaker bootstrap over the shared trials):"] + \
+        [f"  {comparison_line(c)}" for c in found] + [f"  note: {n}" for n in notes]
 
 
 def _best_line(study: search_spaces.Study, runs: Runs, run: pd.Series) -> str:

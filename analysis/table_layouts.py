@@ -50,6 +50,8 @@ class Layout:
     studies: tuple[str, ...]
     exhaustive: bool = False
     """The rows are every configuration the study runs (a grid): a run matching none is worth a note."""
+    reference: int | None = None
+    """The row every other row is compared with (paired differences), if the table has one."""
 
 
 Labeller = Callable[[Mapping[str, Any]], str]
@@ -110,6 +112,18 @@ OURS = (("SimCLR (ours)", "paper_table1", {"symmetric": True, "margin": 0.1}),
         ("MoCo (ours)", "paper_table2", {"margin": 0.1}))
 """Table 4's measured rows: method, the study whose runs fill it, the configuration."""
 
+REFERENCE_ROWS: dict[str, dict[str, Any]] = {
+    "paper_table1": {"symmetric": True, "margin": 0.0},
+    "paper_table2": {"margin": 0.0},
+    "paper_table3": {"prevent_class_collisions": False, "max_utterances_per_speaker": 0},
+}
+"""Per paper table, the config of the row the others are compared with (paired differences, row - reference).
+Table 1: the symmetric loss at m = 0, so the non-symmetric row measures the symmetric loss and the margin rows
+the margin, each one change away (the issue's example). Table 2: MoCo at m = 0, the row without margin. Table 3:
+the paper's own training (SimCLR L^(S) m = 0.1 as in Table 1, collisions and imbalance left in), so each other
+row measures removing collisions, then imbalance too. Table 4 has none: its question is the literature, which
+has no scores of ours."""
+
 
 def names() -> list[str]:
     """Everything `python -m analysis tables` accepts: every study, and the comparison table."""
@@ -128,7 +142,10 @@ def layout(name: str) -> Layout:
         for c in configs
     )
     title = TITLES.get(study.name, f"{study.name} — {study.description}")
-    return Layout(study.name, title, tuple(column for column, _ in labellers), rows, (study.name,), bool(study.grid))
+    reference = REFERENCE_ROWS.get(study.name)
+    index = next((i for i, c in enumerate(configs) if c == reference), None) if reference is not None else None
+    return Layout(study.name, title, tuple(column for column, _ in labellers), rows, (study.name,), bool(study.grid),
+                  index)
 
 
 def table4() -> Layout:

@@ -15,6 +15,7 @@ import pandas as pd
 
 import search_spaces
 from analysis.bootstrap import RESAMPLES, Interval, eer_interval
+from analysis.comparisons import add_row_differences, comparisons_table, point_comparisons
 from analysis.importance import importance_table
 from analysis.render import MISSING, NOT_APPLICABLE, NOT_REPORTED, Table, mean_std, number
 from analysis.runs import CONFIG_KEYS, MissingScores, Runs, RunsError, load_runs, load_scores, matching
@@ -45,6 +46,7 @@ def study_tables(name: str, uri: str | None = None, launch: str | None = None, r
     if name == TABLE4:
         return [table]
     study, runs = search_spaces.load(name), loaded[name]
+    add_row_differences(table, spec, frames, runs.uri, resamples)
     intervals, missing = run_intervals(runs, resamples)
     tables = [table] if spec.rows else []
     tables.append(runs_table(study, runs, intervals, missing, resamples))
@@ -52,6 +54,9 @@ def study_tables(name: str, uri: str | None = None, launch: str | None = None, r
         tables[0].notes[:0] = notes
     if study.search:
         tables.append(best_table(study, runs, intervals, top, resamples))
+        paired = paper_point_table(study, runs, resamples)
+        if paired is not None:
+            tables.append(paired)
         tables.append(importance_table(study, runs))
     return tables
 
@@ -199,6 +204,22 @@ def best_table(study: search_spaces.Study, runs: Runs, intervals: Mapping[str, I
     if resamples < 1:
         data, text = data.drop(columns=["eer_ci_low", "eer_ci_high"]), text.drop(columns=["95% CI"])
     return Table("best", title, data, text)
+
+
+def paper_point_comparisons(study: search_spaces.Study, runs: Runs, resamples: int = RESAMPLES):
+    """An Optuna study's best complete run against the runs at the paper's points: (comparisons, notes)."""
+    ranked = ranked_runs(study, runs.complete)
+    if not study.points_to_evaluate or ranked.empty:
+        return [], []
+    return point_comparisons(study.points_to_evaluate, runs.complete, ranked.iloc[0], runs.uri, resamples)
+
+
+def paper_point_table(study: search_spaces.Study, runs: Runs, resamples: int = RESAMPLES) -> Table | None:
+    """The best trial against the paper's points, paired (None when there is nothing to compare)."""
+    found, notes = paper_point_comparisons(study, runs, resamples)
+    if not found and not notes:
+        return None
+    return comparisons_table(f"{study.name} — best trial vs the paper's points (paired)", found, notes, resamples)
 
 
 def ranked_runs(study: search_spaces.Study, frame: pd.DataFrame) -> pd.DataFrame:

@@ -110,8 +110,9 @@ def load_or_check(files: TrainList, manifest: str, data_root: str, max_bad_fract
     used = np.unique(files.file_of_row)
     if found is not None and found[0].checked[used].all():
         checks, meta = found
-        probe(files, checks, max_bad_fraction, log, seed, f"the check of {meta.get('written', '?')} ({path})",
-              probe_rows, threads)
+        source = f"the check of {meta.get('written', '?')} ({path})"
+        probe(files, checks, max_bad_fraction, log, seed, source, probe_rows, threads)
+        log(f"training files as recorded by {source}; a sample of them reopened")
         return checks
     checks = found[0] if found is not None else FileChecks.unchecked(len(files.names))
     todo = used[~checks.checked[used]]

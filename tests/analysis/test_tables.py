@@ -4,6 +4,7 @@ as MLflow itself returns them and against paper.md."""
 from __future__ import annotations
 
 import math
+import re
 
 import numpy as np
 import pandas as pd
@@ -115,4 +116,5 @@ def test_summary_names_the_trials_best_run_and_compute(store, mlflow_runs, capsy
     assert f"best     {best['tags.trial_id']} (margin={float(best['params.margin']):g}" in text
     assert f"EER {best['metrics.eer']:.2f} %" in text and "[95% CI" in text
     assert "compute  " in text and "Table 2 — effect of additive margin on MoCo" in text
+    assert re.search(r"^  margin=0\.1 vs margin=0: ΔEER [-+]?\d+\.\d\d \[.*\] points, ΔminDCF .*, 2 seeds; ", text, re.M)
     assert len(text.splitlines()) < 40  # one screen

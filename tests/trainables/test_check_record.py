@@ -61,8 +61,9 @@ def test_the_first_check_is_recorded_and_then_probed(tmp_path, cache):
     messages.clear()
     again = load_or_check(files, str(manifest), str(tmp_path), 0.5, messages.append)
     assert again.frames.tolist() == [1000, 1001, 500, 1003] and not again.reasons
-    assert messages == [f"1 of 4 training files reopened at start differ from the check of {info['written']} "
-                        f"({record_path(fingerprint(manifest, tmp_path))}): {tmp_path / '2.wav'}: changed"]
+    source = f"the check of {info['written']} ({record_path(fingerprint(manifest, tmp_path))})"
+    assert messages == [f"1 of 4 training files reopened at start differ from {source}: {tmp_path / '2.wav'}: changed",
+                        f"training files as recorded by {source}; a sample of them reopened"]
 
 
 def test_a_partial_check_is_merged_into_the_record(tmp_path):

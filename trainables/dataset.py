@@ -258,10 +258,10 @@ class TwoViewDataset(Dataset):
         if flagged == self._broken_seen and not gave_up:
             return
         self._broken_seen = flagged
-        broken = self._broken.numpy().astype(bool)  # (files,)
+        broken = self._broken.numpy().astype(bool)  # (files,) one snapshot: workers may flag more meanwhile
         bad_rows = self._bad_rows_at_start + int(broken[self._item_file].sum())
         rows = len(self._files)
-        paths = self.broken_files()
+        paths = [self._files.paths[f] for f in np.flatnonzero(broken).tolist()]
         if too_many_bad(bad_rows, rows, self.max_bad_fraction):
             raise DataError(refusal(bad_rows, rows, self.max_bad_fraction, paths[:_SHOWN_BAD],
                                     len(paths) - _SHOWN_BAD, " (counting those that broke while training)"))

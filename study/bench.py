@@ -87,7 +87,7 @@ def bench_loader(data_root: Path, manifest: str, noise: Path | None, rir: Path |
     paths = data_paths(data_root, manifest, noise, rir)
     cpu = torch.device("cpu")
     data = build_data(cfg, paths, cpu, _silent)
-    augmenter = build_augmenter(cfg, paths, cpu)
+    augmenter = build_augmenter(cfg, paths)
     results = {}
     for name, augment in (("no_aug", False), ("aug", True)):
         count, epoch, start = 0, 0, time.perf_counter()

@@ -108,7 +108,7 @@ def build_data(cfg: TrainConfig, paths: DataPaths, device: torch.device, log: Ca
 
 def build_step(cfg: TrainConfig, paths: DataPaths, device: torch.device) -> StepParts:
     """Augmenter, front end, framework (DDP-wrapped when distributed), Adam and its step decay."""
-    augmenter = build_augmenter(cfg, paths, device)
+    augmenter = build_augmenter(cfg, paths)
     frontend = LogMel(cfg.sample_rate, cfg.n_mels, cfg.mel_window).to(device)
     model = build_framework(cfg).to(device)
     if cfg.channels_last:
@@ -132,9 +132,10 @@ def check_augmentation_folders(cfg: TrainConfig, paths: DataPaths) -> None:
             raise DataError(f"{field} ({flag}) {folder} is not a folder")
 
 
-def build_augmenter(cfg: TrainConfig, paths: DataPaths, device: torch.device) -> Augmenter:
+def build_augmenter(cfg: TrainConfig, paths: DataPaths) -> Augmenter:
     """Additive noise and reverberation from the run's folders (a folder may be absent when its probability is 0).
-    The banks stay on the host, mapped from one int16 file per node; each step moves its crops to `device`."""
+    The banks stay on the host, mapped from one int16 file per node; each step moves its crops to the waves'
+    device."""
     return Augmenter(
         _bank(NoiseBank, paths.noise_dir, cfg.sample_rate),
         _bank(RirBank, paths.rir_dir, cfg.sample_rate),

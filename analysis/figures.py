@@ -21,12 +21,14 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 import search_spaces
+from analysis.floors import FLOOR_NAMES, floor_groups
 from analysis.runs import MissingScores, Runs, RunsError, load_runs, load_scores, log_figures, metric_history
 from analysis.tables import ranked_runs
 from trainables.metrics import eer_from_rates, error_rates
 
 DET_TICKS = (0.1, 0.5, 1, 2, 5, 10, 20, 40, 60, 80, 95, 99)
 """DET axis ticks, in %."""
+FLOOR_COLORS = {"trivial": "0.35", "untrained": "tab:brown"}
 
 
 @dataclass
@@ -47,7 +49,8 @@ def group_name(run: pd.Series) -> str:
 
 def metric_vs_margin(frame: pd.DataFrame, study: search_spaces.Study) -> Figure:
     """EER and minDCF against the margin, one colour per framework line; every run is a dot (the seed spread),
-    and for a grid study the mean over seeds is joined, with ±1 standard deviation bars."""
+    and for a grid study the mean over seeds is joined, with ±1 standard deviation bars. The floors of the runs'
+    trial list (trivial statistic, untrained encoder) are dashed horizontal lines, labelled in the legend."""
     figure = Figure(figsize=(10, 4), layout="constrained")
     axes = figure.subplots(1, 2)
     groups = frame.assign(group=frame.apply(group_name, axis=1))
@@ -60,6 +63,7 @@ def metric_vs_margin(frame: pd.DataFrame, study: search_spaces.Study) -> Figure:
                             capsize=3, label=f"{name} (n per margin: {', '.join(map(str, stats['count']))})")
             else:
                 ax.scatter([], [], color=color, label=f"{name} ({len(runs)} run{'s' if len(runs) > 1 else ''})")
+    _floor_lines(axes, frame)
     for ax, title in zip(axes, ("EER (%)", "minDCF (p = 0.01)")):
         ax.set_xlabel("margin m")
         ax.set_ylabel(title)
@@ -67,6 +71,19 @@ def metric_vs_margin(frame: pd.DataFrame, study: search_spaces.Study) -> Figure:
         ax.legend(fontsize=8)
     figure.suptitle(f"{study.name}: EER and minDCF vs margin")
     return figure
+
+
+def _floor_lines(axes: Sequence[Any], frame: pd.DataFrame) -> None:
+    """Dashed lines at the runs' floors: EER floors on the first axes, minDCF floors on the second."""
+    groups = floor_groups(frame)
+    for trials, floors, _ in groups:
+        where = f" on {trials}" if len(groups) > 1 else ""
+        for kind, name in FLOOR_NAMES.items():
+            for ax, metric, unit in zip(axes, ("eer", "min_dcf"), (" %", "")):
+                value = floors[f"floor_{kind}_{metric}"]
+                if np.isfinite(value):
+                    ax.axhline(value, color=FLOOR_COLORS[kind], linestyle="--", linewidth=1,
+                               label=f"floor: {name}{where} ({value:.4g}{unit})")
 
 
 def det_curves(curves: Sequence[Curve], title: str) -> Figure:

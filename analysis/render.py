@@ -92,7 +92,7 @@ def latex(table: Table, label: str | None = None) -> str:
     return comments + text
 
 
-NUMERIC = rf"[\d.+\-±\[\], ]*|{MISSING}|{NOT_APPLICABLE}|{NOT_REPORTED}|{REFERENCE}"
+NUMERIC = rf"[\d.+\-±†\[\], ]*|{MISSING}|{NOT_APPLICABLE}|{NOT_REPORTED}|{REFERENCE}"
 """Cells of a right-aligned (number) column."""
 LOSS = re.compile(r"L(\^\((?P<kind>[SQ])\))?_(?P<name>NT-Xent(-AM)?|AP)")
 
@@ -114,7 +114,7 @@ def _escape(text: str) -> str:
                      ("{", r"\{"), ("}", r"\}"), ("^", r"\^{}"), ("~", r"\~{}")):
         text = text.replace(old, new)
     for old, new in (("✓", r"\checkmark"), ("✗", r"$\times$"), ("±", r"$\pm$"), ("Δ", r"$\Delta$"),
-                     ("–", "--"), ("—", "---"), ("τ", r"$\tau$")):
+                     ("–", "--"), ("—", "---"), ("τ", r"$\tau$"), ("†", r"\dag{}")):
         text = text.replace(old, new)
     return text
 

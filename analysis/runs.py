@@ -25,10 +25,11 @@ from study.tracking.runs import CONFIG_ARTIFACT, PARENT_TAG, SCORES_ARTIFACT, ST
 from study.tracking.store import TrackingError, check_reachable, client, resolve_uri, store_path
 from trainables.config import TrainConfig, parse_override
 from trainables.manifest import resolve
+from trainables.metrics import FLOOR_METRICS
 
 CONFIG_KEYS = tuple(f.name for f in fields(TrainConfig))
-METRICS = ("eer", "min_dcf", "loss", "epoch", "samples_per_s", "seconds")
-"""Final (last logged) metric values kept per run."""
+METRICS = ("eer", "min_dcf", "loss", "epoch", "samples_per_s", "seconds", *FLOOR_METRICS)
+"""Final (last logged) metric values kept per run (NaN where a run did not log one: floors before they existed)."""
 FIGURES_ARTIFACT_DIR = "figures"
 _SQLITE_MAGIC = b"SQLite format 3\x00"
 

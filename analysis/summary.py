@@ -9,6 +9,7 @@ import pandas as pd
 import search_spaces
 from analysis.bootstrap import RESAMPLES, eer_interval
 from analysis.comparisons import add_row_differences, comparison_line
+from analysis.floors import NOT_LEARNED_POINTS, floor_groups, floors_text, learned_column
 from analysis.render import Table, frame_text
 from analysis.runs import MissingScores, Runs, load_runs, load_scores
 from analysis.table_layouts import Layout, layout
@@ -40,6 +41,7 @@ def study_summary(name: str, uri: str | None = None, launch: str | None = None, 
     else:
         lines.append(f"best     no run reported {study.metric}")
     lines.append("compute  " + _compute_line(runs))
+    lines += _floor_lines(runs)
     spec = layout(name)
     rows = comparison(spec, {name: runs.complete})
     if spec.rows:
@@ -65,6 +67,25 @@ def _paired_lines(study: search_spaces.Study, spec: Layout, rows: Table, runs: R
         return []
     return ["", "paired differences (b - a for 'b vs a', 95% speaker bootstrap over the shared trials):"] + \
         [f"  {comparison_line(c)}" for c in found] + [f"  note: {n}" for n in notes]
+
+
+def _floor_lines(runs: Runs) -> list[str]:
+    """The floors of the completed runs' trial list(s) and the runs that did not learn, named."""
+    complete = runs.complete
+    groups = floor_groups(complete)
+    if not groups:
+        return ["floors   none logged by these runs (they predate floors)"] if len(complete) else []
+    lines = [f"floors   on {name}: {floors_text(floors)}" + (f" ({n} runs)" if len(groups) > 1 else "")
+             for name, floors, n in groups]
+    flags = learned_column(complete)
+    failed = complete[flags.eq(False).to_numpy(dtype=bool)]
+    known = int(flags.notna().sum())
+    rule = f"EER above the lower floor - {NOT_LEARNED_POINTS:g} points"
+    if len(failed):
+        lines.append(f"learned  not learned: {len(failed)} of {known} trials ({', '.join(failed['trial_id'])}): {rule}")
+    else:
+        lines.append(f"learned  all {known} trials with floors learned (none has its {rule})")
+    return lines
 
 
 def _best_line(study: search_spaces.Study, runs: Runs, run: pd.Series) -> str:

@@ -16,6 +16,7 @@ import pandas as pd
 import search_spaces
 from analysis.bootstrap import RESAMPLES, Interval, eer_interval
 from analysis.comparisons import add_row_differences, comparisons_table, point_comparisons
+from analysis.floors import NOT_LEARNED_MARK, floor_notes, learned_flags, marked, row_floor, run_learned
 from analysis.importance import importance_table
 from analysis.render import MISSING, NOT_APPLICABLE, NOT_REPORTED, Table, mean_std, number
 from analysis.runs import CONFIG_KEYS, MissingScores, Runs, RunsError, load_runs, load_scores, matching
@@ -102,6 +103,10 @@ def comparison(spec: Layout, frames: Mapping[str, pd.DataFrame], notes: Sequence
         extra = frame[~frame["run_id"].isin(used[study])]
         if len(extra):
             notes.append(f"{study}: {len(extra)} run(s) match no row of this table: {', '.join(extra['trial_id'])}")
+    shown = [frame[frame["run_id"].isin(used[study])] for study, frame in frames.items()]
+    notes += floor_notes(pd.concat(shown)) if any(len(f) for f in shown) else []
+    if any(row["learned"] is False for row in data_rows):
+        notes.append(f"{NOT_LEARNED_MARK} on a row: at least one of its runs did not learn (see the runs table)")
     return Table("table", spec.title, pd.DataFrame(data_rows), pd.DataFrame(text_rows), notes)
 
 
@@ -117,6 +122,9 @@ def _comparison_numbers(spec: Layout, row: Row, runs: pd.DataFrame | None) -> di
                         f"{metric}_paper": reference, f"{metric}_diff": mean - reference})
     numbers["source"] = row.reference.source if row.reference is not None else ("literature" if row.quoted else "")
     numbers["trials"] = " ".join(runs["trial_id"]) if runs is not None else ""
+    numbers["floor_trivial_eer"] = row_floor(runs, "floor_trivial_eer")
+    numbers["floor_untrained_eer"] = row_floor(runs, "floor_untrained_eer")
+    numbers["learned"] = learned_flags(runs)
     return numbers
 
 
@@ -127,7 +135,7 @@ def _comparison_text(spec: Layout, row: Row, numbers: Mapping[str, Any]) -> dict
     for metric, header, digits in (("eer", EER, 2), ("min_dcf", DCF, 4)):
         ours = (mean_std(numbers[f"{metric}_mean"], numbers[f"{metric}_std"], numbers[f"{metric}_n"], digits)
                 if measured else NOT_APPLICABLE)
-        text[f"{header} ours"] = ours
+        text[f"{header} ours"] = marked(ours, numbers["learned"]) if metric == "eer" else ours
         text[f"{header} paper"] = number(numbers[f"{metric}_paper"], digits, NOT_REPORTED)
         text[f"Δ {header}"] = number(numbers[f"{metric}_diff"], digits, NOT_REPORTED, signed=True)
     return text
@@ -162,19 +170,21 @@ def runs_table(study: search_spaces.Study, runs: Runs, intervals: Mapping[str, I
             "trial_id": run["trial_id"], "run_id": run["run_id"], "launch": run["launch"], **labels,
             "seed": int(run["seed"]), "epochs": _int(run["epoch"]), "stopped_early": bool(run["stopped_early"]),
             "eer": run["eer"], "eer_ci_low": interval.low if interval else math.nan,
-            "eer_ci_high": interval.high if interval else math.nan, "min_dcf": run["min_dcf"],
+            "eer_ci_high": interval.high if interval else math.nan, "min_dcf": run["min_dcf"], **_floor_cells(run),
         })
         text_rows.append({
             "Trial": run["trial_id"], **labels, "Seed": str(int(run["seed"])),
             "Epochs": str(_int(run["epoch"])) + (" (stopped early)" if run["stopped_early"] else ""),
-            EER: number(run["eer"], 2, MISSING), "95% CI": ci_text(interval), DCF: number(run["min_dcf"], 4, MISSING),
+            EER: marked(number(run["eer"], 2, MISSING), run_learned(run)), "95% CI": ci_text(interval),
+            DCF: number(run["min_dcf"], 4, MISSING),
         })
     data, text = pd.DataFrame(data_rows), pd.DataFrame(text_rows)
+    floors = floor_notes(runs.finished)
     if resamples < 1:
         data, text = data.drop(columns=["eer_ci_low", "eer_ci_high"]), text.drop(columns=["95% CI"])
-        return Table("runs", f"{study.name} — every run", data, text, ["no EER intervals (--bootstrap 0)"])
+        return Table("runs", f"{study.name} — every run", data, text, ["no EER intervals (--bootstrap 0)"] + floors)
     notes = [f"95% CI: percentile bootstrap of EER over the run's trials ({resamples} resamples, "
-             "targets and non-targets resampled separately)"] + list(missing)
+             "targets and non-targets resampled separately)"] + floors + list(missing)
     return Table("runs", f"{study.name} — every run", data, text, notes)
 
 
@@ -193,17 +203,18 @@ def best_table(study: search_spaces.Study, runs: Runs, intervals: Mapping[str, I
                           "eer": run["eer"], "eer_ci_low": interval.low if interval else math.nan,
                           "eer_ci_high": interval.high if interval else math.nan, "min_dcf": run["min_dcf"],
                           "eer_paper": ref.eer if ref else math.nan,
-                          "min_dcf_paper": ref.min_dcf if ref and ref.min_dcf is not None else math.nan})
+                          "min_dcf_paper": ref.min_dcf if ref and ref.min_dcf is not None else math.nan,
+                          **_floor_cells(run)})
         paper = f"{ref.eer:.2f} / {number(ref.min_dcf, 4, NOT_REPORTED)} ({ref.source})" if ref else NOT_REPORTED
         text_rows.append({"Rank": str(rank), "Trial": run["trial_id"], **labels,
                           "Epochs": str(_int(run["epoch"])) + (" (stopped early)" if run["stopped_early"] else ""),
-                          EER: number(run["eer"], 2, MISSING), "95% CI": ci_text(interval),
+                          EER: marked(number(run["eer"], 2, MISSING), run_learned(run)), "95% CI": ci_text(interval),
                           DCF: number(run["min_dcf"], 4, MISSING), "Paper EER / minDCF": paper})
     title = f"{study.name} — best {len(ranked)} trial(s) by {study.metric}"
     data, text = pd.DataFrame(data_rows), pd.DataFrame(text_rows)
     if resamples < 1:
         data, text = data.drop(columns=["eer_ci_low", "eer_ci_high"]), text.drop(columns=["95% CI"])
-    return Table("best", title, data, text)
+    return Table("best", title, data, text, floor_notes(ranked))
 
 
 def paper_point_comparisons(study: search_spaces.Study, runs: Runs, resamples: int = RESAMPLES):
@@ -231,6 +242,12 @@ def ranked_runs(study: search_spaces.Study, frame: pd.DataFrame) -> pd.DataFrame
 def run_config(run: pd.Series) -> dict[str, Any]:
     """A run's typed config, as plain Python values."""
     return {key: native(run[key]) for key in CONFIG_KEYS if key in run.index}
+
+
+def _floor_cells(run: pd.Series) -> dict[str, Any]:
+    """A run's floors (EER, %) and whether it learned (`analysis.floors`), for the CSV."""
+    return {"floor_trivial_eer": run.get("floor_trivial_eer", math.nan),
+            "floor_untrained_eer": run.get("floor_untrained_eer", math.nan), "learned": run_learned(run)}
 
 
 def ci_text(interval: Interval | None) -> str:

@@ -20,8 +20,10 @@ import math
 import os
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 
@@ -37,9 +39,10 @@ PROBE_Z = 3.0
 """A probe refuses when the bad fraction's lower Wilson bound at this many sigmas exceeds max_bad_files."""
 
 
-def fingerprint(manifest: str | os.PathLike, data_root: str | os.PathLike) -> str:
-    """sha256 (hex) of the record format, the resolved data root and the manifest's bytes."""
-    digest = hashlib.sha256(f"margin-study check record v{FORMAT}\0{Path(data_root).resolve()}\0".encode())
+def fingerprint(manifest: str | os.PathLike, data_root: str | os.PathLike, tag: str = f"check record v{FORMAT}") -> str:
+    """sha256 (hex) of `tag` (what is recorded, with its format version; the default is this module's record),
+    the resolved data root and the manifest's bytes."""
+    digest = hashlib.sha256(f"margin-study {tag}\0{Path(data_root).resolve()}\0".encode())
     with open(manifest, "rb") as f:
         for block in iter(lambda: f.read(1 << 24), b""):
             digest.update(block)
@@ -52,16 +55,25 @@ def record_path(key: str, cache_dir: str | os.PathLike | None = None) -> Path:
 
 
 def save_record(path: Path, checks: FileChecks, info: dict) -> None:
-    """Write `checks` (and `info`, JSON) to `path` atomically: a temporary file in the same folder, renamed."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Write `checks` (and `info`, JSON) to `path` atomically (`atomic_file`)."""
     bad = np.fromiter(checks.reasons, dtype=np.int64, count=len(checks.reasons))
     reasons = json.dumps([checks.reasons[int(i)] for i in bad]).encode()
     meta = json.dumps({**info, "format": FORMAT, "written": time.strftime("%Y-%m-%d %H:%M:%S")}).encode()
+    with atomic_file(path) as f:
+        np.savez(f, frames=checks.frames, rates=checks.rates, bad=bad,
+                 reasons=np.frombuffer(reasons, dtype=np.uint8), meta=np.frombuffer(meta, dtype=np.uint8))
+
+
+@contextmanager
+def atomic_file(path: Path) -> Iterator[BinaryIO]:
+    """A binary file to write `path`'s new content to: a temporary file in the same folder (created with it),
+    renamed onto `path` when the block ends without error and removed otherwise, so a reader never sees a
+    half-written file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
-            np.savez(f, frames=checks.frames, rates=checks.rates, bad=bad,
-                     reasons=np.frombuffer(reasons, dtype=np.uint8), meta=np.frombuffer(meta, dtype=np.uint8))
+            yield f
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

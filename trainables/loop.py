@@ -9,16 +9,17 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import torch
 
 from trainables.checkpoint import rng_state, set_rng_state
 from trainables.config import TrainConfig
-from trainables.data_paths import resolve_data
+from trainables.data_paths import DataPaths, resolve_data
 from trainables.distributed import all_reduce_mean, world
 from trainables.evaluation import TrialSet, evaluate
+from trainables.floors import trial_floors
 from trainables.hooks import Hooks, LocalCheckpoints
 from trainables.parts import RunParts, StepParts, build_parts
 
@@ -65,8 +66,9 @@ def train(cfg: TrainConfig, runtime: Runtime | None = None, hooks: Hooks | None 
     )
     metrics: dict[str, Any] = history[-1] if history else {}
     checkpoint = None
+    floors = floors_once(parts, paths, log)
     for epoch in range(start_epoch, cfg.epochs):
-        metrics, scores = run_epoch(parts, epoch, checkpoint)
+        metrics, scores = run_epoch(parts, epoch, checkpoint, floors)
         metrics["seconds"] = time.perf_counter() - started
         history.append(metrics)
         log(progress_line(metrics, cfg.epochs))
@@ -75,14 +77,31 @@ def train(cfg: TrainConfig, runtime: Runtime | None = None, hooks: Hooks | None 
     return metrics
 
 
-def run_epoch(parts: RunParts, epoch: int, last_checkpoint: str | None) -> tuple[dict[str, Any], dict[str, np.ndarray] | None]:
-    """Train 0-based `epoch`, then evaluate when due: (metrics, trial scores and labels or None)."""
+def run_epoch(parts: RunParts, epoch: int, last_checkpoint: str | None,
+              floors: Callable[[], dict[str, float]] = dict) -> tuple[dict[str, Any], dict[str, np.ndarray] | None]:
+    """Train 0-based `epoch`, then evaluate when due: (metrics, trial scores and labels or None); an evaluated
+    epoch's metrics include `floors()` (the trial list's floors, `floors_once`)."""
     metrics = train_epoch(parts, epoch, last_checkpoint)
     trial_set = parts.data.trial_set
     if not evaluation_due(parts.step.cfg, epoch) or trial_set is None:
         return metrics, None
     result, scores = run_evaluation(parts.step, trial_set)
-    return {**metrics, **result}, scores
+    return {**metrics, **result, **floors()}, scores
+
+
+def floors_once(parts: RunParts, paths: DataPaths, log: Callable[[str], None]) -> Callable[[], dict[str, float]]:
+    """The floors of the run's trial list (`trainables.floors`), computed or read from the cache on the first
+    call only (the first evaluation, on the rank that evaluates), logged in one line."""
+    found: dict[str, float] = {}
+
+    def floors() -> dict[str, float]:
+        trial_set, step = parts.data.trial_set, parts.step
+        if not found and trial_set is not None:
+            found.update(trial_floors(trial_set, paths.trials, paths.data_root, step.cfg, step.device,
+                                      frontend=step.frontend, log=log))
+        return found
+
+    return floors
 
 
 def train_epoch(parts: RunParts, epoch: int, last_checkpoint: str | None) -> dict[str, Any]:

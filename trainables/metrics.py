@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import numpy as np
 
+FLOOR_METRICS = ("floor_trivial_eer", "floor_trivial_min_dcf", "floor_untrained_eer", "floor_untrained_min_dcf")
+"""The names of a run's floors on its trial list (`trainables.floors`), as logged beside `eer` and `min_dcf`."""
+
 
 def error_rates(scores: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """False-negative and false-positive rates at every threshold between distinct scores.

@@ -94,7 +94,7 @@ def test_data_errors_are_one_clean_line_with_exit_2(corpus, tmp_path, capsys, ca
         (tmp_path / "trials.txt").write_text(" ".join(first) + f"\n{other} {first[1]} {tmp_path / 'broken.wav'}\n")
         args, expected = ["--trials", str(tmp_path / "trials.txt"), *no_augmentation], "broken.wav"
     elif case == "no noise folder":
-        args, expected = ["--trials", "trials.txt", "--set", "reverb_prob=0"], \
+        args, expected = ["--trials", "trials.txt", "--set", "reverb_prob=0", "--set", "noise_prob=0.1"], \
             "noise_prob=0.1 needs a folder: give noise_dir (--noise DIR), or set noise_prob=0"
     elif case in ("one-utterance list", "empty list"):
         rows = (corpus / "train.csv").read_text().splitlines()[: 2 if case == "one-utterance list" else 1]

@@ -3,8 +3,8 @@
 Optuna's seeded TPE over margin in [0, 0.5] and temperature (log scale), starting from the paper's setting
 (m = 0.1, tau = 1/30) for both frameworks. On the `cpu` profile it is sized for the embedded corpus on two cores
 (under 15 minutes with the corpus built): 6 trials of 5 epochs (160 steps of 64 utterances) on 1 s views, two at a
-time. Short views buy steps: at this budget 1 s views learn faster per second than 2 s ones, and augmentation
-slows early learning (measured: 35 % vs 21 % EER after 64 steps with noise and reverberation on the views).
+time. Short views buy steps (twice as many as 2 s views in the same time), and the views are not augmented:
+augmentation slows early learning (measured: 35 % vs 21 % EER after 64 steps with noise and reverberation).
 """
 
 from search_spaces import Budget, Choice, Float, Param, Reference, Study

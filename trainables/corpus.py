@@ -14,7 +14,8 @@ share *and* that generalises across utterances is the speaker.
 Sizes (CORPUS_VERSION 3): 512 training speakers x 4 utterances and 40 test speakers x 8 utterances, 2-3.5 s
 each. Many short utterances rather than a few long ones: with 512 utterances of 3-6 s (256 speakers x 2) the
 contrastive loss kept falling over 200-400 steps while EER rose again (16.2 % -> 20.7 %): the encoder learns to
-tell the utterances apart, not the speakers. Test voices come from their own random streams, so they do not change with the training set.
+tell the utterances apart, not the speakers. Test voices come from their own random streams, so they do not change
+with the training set.
 Calibration: a trivial baseline (cosine of z-scored per-utterance mean+std of 40 log-mels) gives 26.0 % EER on
 trials.txt and the untrained Fast ResNet-34 38.4 %; SimCLR with NT-Xent-AM on 1 s views, no augmentation, reaches
 15-17 % within 100-160 steps of 64 utterances.
@@ -76,8 +77,8 @@ _KIND_P = np.array([0.63, 0.10, 0.20, 0.05, 0.02])
 _DUR_LO_MS = np.array([70, 50, 60, 50, 80], dtype=np.float64)
 _DUR_HI_MS = np.array([200, 100, 150, 90, 250], dtype=np.float64)
 _LEAD_MS = (24.0, 75.0)  # leading silence
-# Frication places: (centre Hz, width in octaves, level): s, sh, f, velar.
 _SPLIT_STREAMS = {"train": 0, "test": 6}  # random-stream keys of each split's voices (key) and utterances (key + 1)
+# Frication places: (centre Hz, width in octaves, level): s, sh, f, velar.
 _FRICATIVES = np.array([[5500, 0.5, 0.30], [2800, 0.6, 0.30], [4500, 2.5, 0.08], [1800, 0.5, 0.15]])
 
 

@@ -219,7 +219,7 @@ PROFILES: dict[str, dict[str, Any]] = {
 }
 """Named overrides of the paper defaults.
 
-'cpu': sized for a 2-core machine and small corpora (about 15 minutes for 850 utterances on 2 cores). bf16
+'cpu': sized for a 2-core machine and small corpora (15-20 minutes for 850 utterances on 2 cores). bf16
 autocast with channels_last runs the Fast ResNet-34 step about 2x faster than fp32 on CPUs with bf16 units.
 Augmentation is reverberation of half the views and no additive noise: with a small noise set (a few clips, white
 and pink noise among them, SNR 0-15 dB) noise costs EER on speechocean762. GPU sweep, 65 epochs, trials_dev:

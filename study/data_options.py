@@ -26,8 +26,8 @@ DATA_OPTIONS = (
     DataOption("data_root", "data_root", "dataset folder the lists are relative to (default: the embedded corpus)"),
     DataOption("train", "train_manifest", "training list, File,Speaker CSV (default: train.csv in --data-root)"),
     DataOption("trials", "trials", "trial list, 'label path1 path2' lines"),
-    DataOption("noise", "noise_dir", "MUSAN-style noise folder for augmentation"),
-    DataOption("rir", "rir_dir", "room impulse response folder for augmentation"),
+    DataOption("noise", "noise_dir", "MUSAN-style noise folder for augmentation (a relative path is under --data-root, like the lists)"),
+    DataOption("rir", "rir_dir", "room impulse response folder for augmentation (a relative path is under --data-root)"),
 )
 
 

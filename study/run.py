@@ -53,6 +53,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a fixed config value")
     p.add_argument("--num-samples", type=int, help="number of trials of an Optuna study (default: the study's)")
     p.add_argument("--seeds", help="comma-separated seeds: run a grid study once per seed")
+    p.add_argument("--rows", help="comma-separated rows of a grid study to run, 1-based as --dry-run lists them "
+                   "(default: all)")
     p.add_argument("--max-concurrent", type=int, help="at most this many trials at once (default: what fits)")
     p.add_argument("--workers-per-trial", type=int, default=1, help="Ray Train (DDP) workers per trial (default: 1)")
     p.add_argument("--cpus-per-worker", type=float, default=1.0, help="CPUs per worker (default: 1)")
@@ -131,9 +133,10 @@ def plan_from_args(args: argparse.Namespace, storage: str) -> Plan:
     # workers run in their own folders: a relative data root would not be found there
     data = data_overrides(args, absolute_root=True)
     overrides = dict(parse_override(text) for text in args.set)
-    seeds = parse_seeds(args.seeds)
+    seeds = parse_integers(args.seeds, "--seeds")
+    rows = parse_integers(args.rows, "--rows")
     profile = args.profile or ("paper" if args.data_root else "cpu")
-    plan = build_plan(study, profile, data, overrides, args.num_samples, seeds)
+    plan = build_plan(study, profile, data, overrides, args.num_samples, seeds, rows)
     plan.storage = storage
     plan.experiment = f"{study.name}-{time.strftime('%Y%m%d-%H%M%S')}"
     plan.tracking_uri = resolve_uri(args.tracking_uri)
@@ -299,7 +302,8 @@ def parent_run(plan: Plan, record: dict[str, Any] | None, experiment_id: str) ->
               "git_commit": provenance.git_commit(), "results": f"{plan.storage}/{plan.experiment}",
               "embedded_data": str(plan.embedded).lower()},
         params={**{k: v for k, v in plan.base.items() if k not in plan.searched},
-                "num_samples": plan.num_samples, "searched": ",".join(plan.searched)},
+                "num_samples": plan.num_samples, "searched": ",".join(plan.searched),
+                **({"rows": ",".join(map(str, plan.rows))} if plan.rows else {})},
     )
 
 
@@ -365,12 +369,12 @@ def driver_plan(plan: Plan, resources: Resources, experiment_id: str, parent_run
     )
 
 
-def parse_seeds(text: str | None) -> tuple[int, ...]:
-    """`--seeds 1,2,3` as integers; PlanError naming the value otherwise."""
+def parse_integers(text: str | None, flag: str) -> tuple[int, ...]:
+    """A comma-separated list of integers given to `flag`; PlanError naming the value otherwise."""
     try:
         return tuple(int(s) for s in (text or "").split(",") if s.strip())
     except ValueError:
-        raise PlanError(f"--seeds takes comma-separated integers, e.g. 1,2,3; got {text!r}") from None
+        raise PlanError(f"{flag} takes comma-separated integers, e.g. 1,2,3; got {text!r}") from None
 
 
 def resume_conflicts(args: argparse.Namespace, record: dict[str, Any]) -> list[str]:
@@ -387,7 +391,8 @@ def resume_conflicts(args: argparse.Namespace, record: dict[str, Any]) -> list[s
     given = {
         "--profile": (args.profile, record["profile"]),
         "--num-samples": (args.num_samples, record["num_samples"]),
-        "--seeds": (parse_seeds(args.seeds) or None, tuple(record["seeds"])),
+        "--seeds": (parse_integers(args.seeds, "--seeds") or None, tuple(record["seeds"])),
+        "--rows": (parse_integers(args.rows, "--rows") or None, tuple(record.get("rows", ()))),
         "--tracking-uri": (resolve_uri(args.tracking_uri) if args.tracking_uri else None, record["tracking_uri"]),
         "--max-concurrent": (args.max_concurrent, record["resources"]["max_concurrent"]),
         "--gpus-per-worker": (args.gpus_per_worker, record["resources"]["gpus_per_worker"]),

@@ -3,6 +3,7 @@ results and runs go. Built from the command line and the cluster's resources; pr
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import textwrap
 from dataclasses import dataclass, field
@@ -47,6 +48,8 @@ class Plan:
     base: dict[str, Any]
     num_samples: int
     seeds: tuple[int, ...] = ()
+    rows: tuple[int, ...] = ()
+    """The grid rows launched (1-based, the study's order); empty: all of them."""
     overrides: dict[str, Any] = field(default_factory=dict)
     resources: Resources | None = None
     storage: str = ""
@@ -78,7 +81,8 @@ class Plan:
             f"metric      {study.metric} ({'minimised' if study.mode == 'min' else 'maximised'})",
         ]
         if study.grid:
-            lines.append(f"trials      {self.num_samples}: the exact grid")
+            which = f"rows {', '.join(map(str, self.rows))} of the grid" if self.rows else "the exact grid"
+            lines.append(f"trials      {self.num_samples}: {which}")
             lines += [f"  - {point}" for point in study.grid_points(self.seeds)]
         else:
             lines.append(f"trials      {self.num_samples}, Optuna TPE (seed {study.searcher_seed})")
@@ -106,8 +110,10 @@ def build_plan(
     overrides: Mapping[str, Any],
     num_samples: int | None = None,
     seeds: Sequence[int] = (),
+    rows: Sequence[int] = (),
 ) -> Plan:
-    """Validate the launch's configuration (no Ray needed): the base config, overrides and trial count."""
+    """Validate the launch's configuration (no Ray needed): the base config, overrides, grid rows and trial count."""
+    study = select_rows(study, rows)
     clash = sorted(set(overrides) & set(study.searched_keys(profile)))
     if clash:
         raise PlanError(f"{', '.join(clash)} is searched by study {study.name}; --set can only change fixed values")
@@ -124,7 +130,24 @@ def build_plan(
     count = num_samples if num_samples is not None else study.samples_for(profile, seeds)
     if count < 1:
         raise PlanError("--num-samples must be at least 1")
-    return Plan(study=study, profile=profile, base=base.to_dict(), num_samples=count, seeds=tuple(seeds), overrides=dict(overrides))
+    return Plan(study=study, profile=profile, base=base.to_dict(), num_samples=count, seeds=tuple(seeds),
+                rows=tuple(rows), overrides=dict(overrides))
+
+
+def select_rows(study: Study, rows: Sequence[int]) -> Study:
+    """The study with only grid rows `rows` (1-based, in the study's order, as `--dry-run` lists them); the
+    study itself when `rows` is empty."""
+    if not rows:
+        return study
+    if not study.grid:
+        raise PlanError(f"--rows applies to grid studies; {study.name} is an Optuna search")
+    outside = [row for row in rows if not 1 <= row <= len(study.grid)]
+    if outside:
+        raise PlanError(f"--rows {','.join(map(str, rows))}: {study.name} has rows 1 to {len(study.grid)}, "
+                        f"not {', '.join(map(str, outside))}")
+    if len(set(rows)) != len(rows):
+        raise PlanError(f"--rows {','.join(map(str, rows))} names a row twice")
+    return dataclasses.replace(study, grid=tuple(study.grid[row - 1] for row in sorted(rows)))
 
 
 def plan_resources(

@@ -7,7 +7,7 @@ import sys
 from typing import Any
 
 import search_spaces
-from study.launch.plan import Plan, PlanError, Resources
+from study.launch.plan import Plan, PlanError, Resources, select_rows
 from study.launch.storage import read_text, subfolders, write_text
 
 LAUNCH_FILE = "launch.json"
@@ -18,7 +18,7 @@ def save_launch(plan: Plan, resources: Resources, driver, assume_shared: bool) -
     driver_record = driver.to_dict()
     record = {
         "study": plan.study.name, "profile": plan.profile, "base": plan.base, "num_samples": plan.num_samples,
-        "seeds": list(plan.seeds), "overrides": plan.overrides, "storage": plan.storage,
+        "seeds": list(plan.seeds), "rows": list(plan.rows), "overrides": plan.overrides, "storage": plan.storage,
         "experiment": plan.experiment, "tracking_uri": plan.tracking_uri, "address": plan.address,
         "resources": vars(resources), "driver": driver_record, "tracking": driver_record["tracking"],
         "assume_shared_storage": assume_shared, "argv": sys.argv,
@@ -42,10 +42,10 @@ def find_launch(storage: str, name: str) -> dict[str, Any]:
 
 def plan_from_record(record: dict[str, Any]) -> Plan:
     """The plan a recorded launch ran."""
-    study = search_spaces.load(record["study"])
+    rows = tuple(record.get("rows", ()))  # launches recorded before --rows ran the whole grid
     return Plan(
-        study=study, profile=record["profile"], base=record["base"], num_samples=record["num_samples"],
-        seeds=tuple(record["seeds"]), overrides=record["overrides"], storage=record["storage"],
+        study=select_rows(search_spaces.load(record["study"]), rows), profile=record["profile"],
+        base=record["base"], num_samples=record["num_samples"], seeds=tuple(record["seeds"]), rows=rows, overrides=record["overrides"], storage=record["storage"],
         experiment=record["experiment"], tracking_uri=record["tracking_uri"], address=record["address"],
     )
 

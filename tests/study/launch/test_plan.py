@@ -107,3 +107,39 @@ def test_ddp_trials_keep_whole_gpus():
         plan_resources(16, 0, 24, trials_per_gpu=2)  # no GPU to pack onto
     with pytest.raises(PlanError, match="--trials-per-gpu must be >= 1"):
         plan_resources(16, 1, 24, trials_per_gpu=0)
+
+
+def test_rows_run_part_of_a_grid_and_a_resumed_launch_keeps_them(tmp_path, capsys, monkeypatch):
+    import json
+
+    from study.launch.records import LAUNCH_FILE, plan_from_record, save_launch
+    from study.run import driver_plan, parser, resume_conflicts
+
+    study = load("paper_table1")
+    plan = build_plan(study, "cpu", {}, {}, seeds=(1, 2), rows=(4, 1))
+    assert plan.rows == (4, 1) and plan.num_samples == 4
+    assert plan.study.grid == (study.grid[0], study.grid[3]), "rows keep the study's order"
+    assert [(p["symmetric"], p["margin"], p["seed"]) for p in plan.study.grid_points(plan.seeds)] == [
+        (False, 0.0, 1), (False, 0.0, 2), (True, 0.1, 1), (True, 0.1, 2)]
+    for rows, message in (((0,), "rows 1 to 5, not 0"), ((2, 6), "rows 1 to 5, not 6"), ((2, 2), "twice")):
+        with pytest.raises(PlanError, match=message):
+            build_plan(study, "cpu", {}, {}, rows=rows)
+    with pytest.raises(PlanError, match="--rows applies to grid studies"):
+        build_plan(load("margin_sweep"), "cpu", {}, {}, rows=(1,))
+
+    monkeypatch.chdir(tmp_path)
+    assert main(["paper_table1", "--rows", "2,4", "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "trials      2: rows 2, 4 of the grid" in out and "'margin': 0.1" in out and "'symmetric': False" not in out
+    assert main(["paper_table1", "--rows", "2,x", "--dry-run"]) == 2
+    assert "--rows takes comma-separated integers" in capsys.readouterr().err
+
+    plan.storage, plan.experiment, plan.tracking_uri = str(tmp_path), "paper_table1-1", "sqlite:///x.db"
+    resources = plan_resources(2, 0, plan.num_samples)
+    save_launch(plan, resources, driver_plan(plan, resources, "0", "parent", "commit"), assume_shared=False)
+    record = json.loads((tmp_path / "paper_table1-1" / LAUNCH_FILE).read_text())
+    resumed = plan_from_record(record)
+    assert resumed.rows == (4, 1) and resumed.study.grid == plan.study.grid and resumed.num_samples == 4
+    assert resume_conflicts(parser().parse_args(["paper_table1", "--resume", "--rows", "4,1"]), record) == []
+    assert resume_conflicts(parser().parse_args(["paper_table1", "--resume", "--rows", "1,2"]), record) == [
+        "--rows (1, 2) (was (4, 1))"]

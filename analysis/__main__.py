@@ -3,6 +3,7 @@
   python -m analysis tables STUDY [--format markdown|latex|csv] [--out DIR] [--tracking-uri URI]
   python -m analysis figures STUDY [--out DIR]
   python -m analysis summary STUDY
+  python -m analysis report STUDY --out PAGE.md
 
 STUDY is a study name (`python -m study.run --list`), or `paper_table4` for the comparison table built from
 the runs of paper_table1 and paper_table2.
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from analysis.bootstrap import RESAMPLES
 from analysis.render import FORMATS, write
@@ -46,12 +48,23 @@ def parser() -> argparse.ArgumentParser:
                          "framework, the best run at margin 0 and the best with a margin)")
     figures.add_argument("--no-log", action="store_true", help="do not attach the figures to the MLflow parent run")
     commands.add_parser("summary", parents=[common], help="one screen: trials, best configuration, compute spent")
+    report = commands.add_parser("report", parents=[common], help="a results page: how the runs were made, the "
+                                 "summary, the tables and the figures (PNGs in a folder beside the page)")
+    report.add_argument("--out", required=True, help="the page to write, e.g. docs/results/speechocean762.md")
+    report.add_argument("--bootstrap", type=number_type(int, 0), default=RESAMPLES,
+                        help=f"bootstrap resamples for intervals and paired differences (default: {RESAMPLES})")
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    problem = output_folder_problem(args.out, "--out") if getattr(args, "out", None) else None
+    if args.command == "report":
+        page = Path(args.out)
+        problem = (f"--out {page}: a results page is a Markdown file (.md)" if page.suffix != ".md" else
+                   f"--out {page} is a folder" if page.is_dir() else
+                   output_folder_problem(page.parent, "--out's folder"))
+    else:
+        problem = output_folder_problem(args.out, "--out") if getattr(args, "out", None) else None
     if problem:
         print(f"error: {problem}", file=sys.stderr)
         return 2
@@ -71,6 +84,14 @@ def main(argv: list[str] | None = None) -> int:
             for note in notes:
                 print(note, file=sys.stderr)
             for path in paths:
+                print(path)
+        elif args.command == "report":
+            if args.study == TABLE4:
+                raise RunsError(f"{TABLE4} is a table, not a study: report paper_table1 or paper_table2")
+            from analysis.report import study_report  # heavy: matplotlib, only for this command
+
+            for path in study_report(args.study, args.tracking_uri, args.out, args.launch, args.bootstrap,
+                                     sys.argv[1:] if argv is None else argv):
                 print(path)
         else:
             if args.study == TABLE4:

@@ -30,6 +30,8 @@ from trainables.metrics import FLOOR_METRICS
 CONFIG_KEYS = tuple(f.name for f in fields(TrainConfig))
 METRICS = ("eer", "min_dcf", "loss", "epoch", "samples_per_s", "seconds", *FLOOR_METRICS)
 """Final (last logged) metric values kept per run (NaN where a run did not log one: floors before they existed)."""
+LAUNCH_TAGS = ("git_commit", "results", "machine", "cluster")
+"""Parent-run tags kept per launch: the code, its results folder (with `launch.json`), where it ran."""
 FIGURES_ARTIFACT_DIR = "figures"
 _SQLITE_MAGIC = b"SQLite format 3\x00"
 
@@ -208,6 +210,7 @@ def _launches(parents: pd.DataFrame) -> pd.DataFrame:
         "launch": _column(parents, "tags.launch").fillna(_column(parents, "tags.mlflow.runName")),
         "profile": _column(parents, "tags.profile"),
         "status": parents["status"],
+        **{tag: _column(parents, f"tags.{tag}") for tag in LAUNCH_TAGS},
         "start": pd.to_datetime(parents["start_time"], utc=True),
         "end": pd.to_datetime(parents["end_time"], utc=True),
     })

@@ -208,8 +208,7 @@ def connect(address: str | None, env: dict[str, str]) -> Cluster:
     except Exception as error:  # e.g. nothing listens at --address, or its auth token differs
         raise PlanError(f"cannot {'join the Ray cluster at ' + address if address else 'start a local Ray instance'}: "
                         f"{error}") from error
-    print(f"Ray: {'local instance on 127.0.0.1' if cluster.local else cluster.address}, "
-          f"{len(cluster.nodes)} node(s), {cluster.cpus:g} CPU(s), {cluster.gpus:g} GPU(s)")
+    print(f"Ray: {'local instance on 127.0.0.1' if cluster.local else cluster.address}, {cluster.resources}")
     return cluster
 
 
@@ -223,7 +222,7 @@ def run_on(cluster: Cluster, args: argparse.Namespace, plan: Plan, record: dict[
     if resources.gpus_per_worker:
         check_gpu_memory(plan, resources)
     experiment_id = store.prepare_experiment(plan.tracking_uri, plan.study.name)
-    parent_run_id = parent_run(plan, record, experiment_id)
+    parent_run_id = parent_run(plan, record, experiment_id, cluster)
     max_failures = record["driver"].get("max_failures", 0) if record else args.max_failures
     driver = driver_plan(plan, resources, experiment_id, parent_run_id, provenance.git_commit(), max_failures)
     if not record:
@@ -289,8 +288,9 @@ def check_cluster(cluster: Cluster, plan: Plan, assume_shared: bool) -> None:
         print(f"code: {code_fingerprint.describe(code)} on every node")
 
 
-def parent_run(plan: Plan, record: dict[str, Any] | None, experiment_id: str) -> str:
-    """The id of the launch's MLflow parent run: the recorded one set running again, else a new one."""
+def parent_run(plan: Plan, record: dict[str, Any] | None, experiment_id: str, cluster: Cluster) -> str:
+    """The id of the launch's MLflow parent run: the recorded one set running again, else a new one (tagged
+    with the driver's machine and the cluster's resources, for results pages)."""
     if record:
         parent_run_id = record["tracking"]["parent_run_id"]
         runs.reopen_parent_run(plan.tracking_uri, parent_run_id)
@@ -300,7 +300,8 @@ def parent_run(plan: Plan, record: dict[str, Any] | None, experiment_id: str) ->
         plan.tracking_uri, experiment_id, plan.experiment,
         tags={runs.STUDY_TAG: plan.study.name, runs.LAUNCH_TAG: plan.experiment, "profile": plan.profile,
               "git_commit": provenance.git_commit(), "results": f"{plan.storage}/{plan.experiment}",
-              "embedded_data": str(plan.embedded).lower()},
+              "embedded_data": str(plan.embedded).lower(), "machine": provenance.machine(),
+              "cluster": cluster.resources},
         params={**{k: v for k, v in plan.base.items() if k not in plan.searched},
                 "num_samples": plan.num_samples, "searched": ",".join(plan.searched),
                 **({"rows": ",".join(map(str, plan.rows))} if plan.rows else {})},

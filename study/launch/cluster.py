@@ -42,6 +42,10 @@ class Cluster:
     def multi_node(self) -> bool:
         return len(self.nodes) > 1
 
+    @property
+    def resources(self) -> str:
+        return f"{len(self.nodes)} node(s), {self.cpus:g} CPU(s), {self.gpus:g} GPU(s)"
+
 
 def default_address() -> str | None:
     """`$RAY_ADDRESS` when it names a cluster to join (host:port, auto, ray://...), else None (a local instance).

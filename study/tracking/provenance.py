@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import platform
 import subprocess
 from pathlib import Path
 from typing import Any, Mapping
@@ -23,6 +24,26 @@ def git_commit(repo: str | Path | None = None) -> str:
         return head.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
     except (OSError, subprocess.SubprocessError):
         return "unknown"
+
+
+def machine() -> str:
+    """This machine in one line: CPU model and count, memory, GPUs, OS, Python and torch versions."""
+    import torch  # heavy: only when a launch opens its parent run
+
+    model = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            model = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), model)
+    except OSError:
+        pass
+    try:
+        memory = f", {os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30:.0f} GiB memory"
+    except (ValueError, OSError, AttributeError):
+        memory = ""
+    gpus = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())] if torch.cuda.is_available() else []
+    gpu = f"{len(gpus)} GPU(s): {', '.join(sorted(set(gpus)))}" if gpus else "no GPU"
+    return (f"{model}, {os.cpu_count()} CPU(s){memory}, {gpu}; {platform.system()} {platform.release()}, "
+            f"Python {platform.python_version()}, torch {torch.__version__}")
 
 
 def data_fingerprint(paths: Mapping[str, Any], train_sample: int = 1000) -> str:

@@ -23,7 +23,7 @@ from study.launch import code_fingerprint, progress
 from study.launch.cluster import Cluster, default_address
 from study.launch.code_fingerprint import CodeMismatchError
 from study.launch.errors import one_line
-from study.launch.console import plain_unless_terminal
+from study.launch.console import quiet_console
 from study.launch.interrupts import Interrupted, Interrupts
 from study.launch.outage import EXIT_OUTAGE, TrackingWatch
 from study.launch.plan import PlanError, Plan, Resources, build_plan, plan_resources
@@ -45,6 +45,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("name", nargs="?", help="study to run (see --list)")
     p.add_argument("--list", action="store_true", help="list the available studies and exit")
     p.add_argument("--dry-run", action="store_true", help="print the plan (trials, resources, where things go) and exit")
+    p.add_argument("--verbose", action="store_true", help="also show Ray's and Tune's banners, hints and internal "
+                   "warnings (hidden by default)")
     p.add_argument("--resume", action="store_true", help="continue the newest interrupted launch of the study in --storage")
     p.add_argument("--address", default=default_address(),
                    help="Ray cluster to join, e.g. 10.0.0.1:6379 (default: $RAY_ADDRESS, else start a local instance)")
@@ -80,7 +82,7 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    plain_unless_terminal()
+    quiet_console(args.verbose)
     if args.list:
         print(list_studies())
         return 0

@@ -33,6 +33,7 @@ from study.launch.errors import one_line
 from study.launch.rendezvous import NodeBoundTorchConfig
 from study.launch.worker_hooks import InTrialHooks, RayTrainHooks
 from study.tracking.background import send_until_done
+from study.tracking.models import log_trial_encoder
 from study.tracking.runs import finished_trial_metrics, log_checkpoint_reference, start_trial_run
 from study.tracking.settings import TrackingSettings, TrialTracking
 from trainables.checkpoint import read_checkpoint, read_scores
@@ -149,6 +150,12 @@ def finish_run(tracking: TrialTracking, cfg: TrainConfig, checkpoint: Path | Non
         send_until_done(lambda: start_trial_run(tracking, cfg, asdict(resolve_data(cfg))), history, scores)
     where = checkpoint_path or (str(checkpoint) if checkpoint is not None else None)
     log_checkpoint_reference(launch, trial_id, {"checkpoint": where, "train_run": train_path})
+    if checkpoint is not None:
+        try:
+            log_trial_encoder(launch, trial_id, checkpoint)
+        except Exception as error:  # the trial's result stands; its checkpoint holds the encoder
+            print(f"trial {trial_id}: its encoder model was not logged to MLflow ({one_line(error)}); "
+                  f"`python -m study.embed {where}` uses the checkpoint", flush=True)
 
 
 def _finished_metrics(launch: TrackingSettings | None, trial_id: str) -> dict[str, float] | None:

@@ -20,6 +20,7 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 
 from study.tracking.runs import TrialRun, start_trial_run
+from study.tracking.system_metrics import start_system_metrics, stop_system_metrics
 from study.tracking.settings import TrialTracking
 from trainables.config import TrainConfig
 
@@ -51,6 +52,7 @@ class BackgroundRun:
         self.down_since: float | None = None
         self.last_error = ""
         self._run: TrialRun | None = None
+        self._system = None  # MLflow's system-metrics monitor, from when the run is open
         self._synced = (-1, False)  # (epochs, finished) MLflow holds; -1: the run is not open yet
         self._wake = threading.Condition()
         self._stop = False
@@ -89,11 +91,14 @@ class BackgroundRun:
                 while self.synced and not self._stop:
                     self._wake.wait()
                 if self._stop:
+                    if self._system is not None:
+                        stop_system_metrics(self._system)
                     return
                 target = (list(self.history), self.scores, self.finished)
             try:
                 if self._run is None:
                     self._run = start_trial_run(self.tracking, self.cfg, self.paths)
+                    self._system = start_system_metrics(self.tracking.launch.tracking_uri, self._run.run_id)
                 sync_run(self._run, *target)
             except Exception as error:  # unreachable, timed out, or refused: keep it and try again
                 self.last_error = str(error).splitlines()[0] if str(error) else type(error).__name__

@@ -8,6 +8,7 @@ parent run, so a resumed trial continues its run. Where runs go is a `TrackingSe
 
 from __future__ import annotations
 
+import json
 import math
 import tempfile
 import time
@@ -15,7 +16,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 import numpy as np
-from mlflow.entities import Metric, Param, RunTag
+from mlflow.entities import Dataset, DatasetInput, InputTag, Metric, Param, RunTag
 
 from study.tracking.provenance import data_fingerprint
 from study.tracking.settings import TrackingSettings, TrialTracking
@@ -213,6 +214,7 @@ def start_trial_run(trial: TrialTracking, cfg: TrainConfig, paths: Mapping[str, 
         run_id, last_epoch = run.info.run_id, 0
         _log_params(mlflow_client, run_id, cfg.to_dict())
         _log_config(mlflow_client, run_id, cfg, paths)
+        mlflow_client.log_inputs(run_id, datasets=dataset_inputs(paths))
     else:
         run_id = found.info.run_id
         if not found.data.params:  # an earlier attempt was cut off before it logged them
@@ -226,6 +228,21 @@ def start_trial_run(trial: TrialTracking, cfg: TrainConfig, paths: Mapping[str, 
         for stale in set(found.data.tags) & ATTEMPT_TAGS:  # what an earlier attempt ended with
             mlflow_client.delete_tag(run_id, stale)
     return TrialRun(mlflow_client, run_id, last_epoch)
+
+
+def dataset_inputs(paths: Mapping[str, Any]) -> list:
+    """The training list and the trial list as MLflow dataset inputs (contexts 'training' and 'evaluation'):
+    named after the list's file, digest = `data_fingerprint` of that list alone, source = its path."""
+    inputs = []
+    for key, context in (("train_manifest", "training"), ("trials", "evaluation")):
+        path = paths.get(key)
+        if not path:
+            continue
+        digest = data_fingerprint({"data_root": paths.get("data_root", ""), key: path})
+        source = json.dumps({"uri": str(path)})
+        dataset = Dataset(name=Path(path).name, digest=digest, source_type="local", source=source)
+        inputs.append(DatasetInput(dataset, tags=[InputTag("mlflow.data.context", context)]))
+    return inputs
 
 
 def _log_config(mlflow_client, run_id: str, cfg: TrainConfig, paths: Mapping[str, Any]) -> None:

@@ -166,6 +166,7 @@ def test_smoke_study_on_two_nodes_runs_ddp_across_both_and_stays_on_loopback(two
     assert len(children) == 2 and set(children["status"]) == {"FINISHED"}
     assert set(children["tags.world_size"]) == {"2"}  # each trial: DDP with one worker on each node
     assert set(children["tags.worker_nodes"]) == {f"{HEAD},{NODE}"}
+    assert children["tags.model_uri"].str.startswith("models:/").all(), "each DDP trial logged its encoder model"
 
     assert two_nodes.watch.connections > 0 and process.net.connections > 0
     assert two_nodes.watch.outside == set(), two_nodes.watch.outside

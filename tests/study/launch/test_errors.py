@@ -1,10 +1,10 @@
-"""One readable line for errors Ray wrapped, and a console without colour codes in files."""
+"""One readable line for errors Ray wrapped; a console without colour codes in files and without Ray's noise."""
 
 from __future__ import annotations
 
 import io
 
-from study.launch.console import PlainText
+from study.launch.console import PlainText, QuietConsole
 from study.launch.errors import one_line
 
 RAY_TRACEBACK = """\x1b[36mray::ImplicitFunc.train()\x1b[39m (pid=18609, ip=127.0.0.1, repr=train_driver)
@@ -40,3 +40,40 @@ def test_plain_text_drops_escape_sequences_and_is_not_a_terminal():
     assert stream.write(text) == len(text)
     assert target.getvalue() == "(RayTrainWorker pid=1) epoch 1"
     assert not stream.isatty() and stream.getvalue() == target.getvalue()  # the rest is the wrapped stream's
+
+
+RAY_CONSOLE = """2026-11-29 18:51:47,333\tWARNING authentication_token_setup.py:85 -- Token authentication is enabled for this Ray cluster.
+2026-11-29 18:51:50,569\tINFO worker.py:2029 -- Started a local Ray instance. View the dashboard at http://127.0.0.1:8265
+Ray: local instance on 127.0.0.1, 1 node(s), 2 CPU(s), 0 GPU(s)
+2026/11/29 18:51:52 INFO mlflow.store.db.utils: Creating initial MLflow database tables...
+2026-11-29 18:51:53,425\tWARNING tune.py:819 -- You have passed a `SearchGenerator` instance as the `search_alg`, but `max_concurrent_trials` requires a `Searcher` instance`.
+╭──────────────────────────────────────╮
+│ Configuration for experiment     x   │
+╰──────────────────────────────────────╯
+
+View detailed results here: /r/x
+To visualize your results with TensorBoard, run: `tensorboard --logdir /tmp/ray/x`
+[00:03] trial f1761_00000 started: margin=0, seed=1
+\x1b[36m(TrainController pid=13500)\x1b[0m [2026-11-29 14:00:15,908 E 13500 13536] core_worker.cc:2465: Actor with class name: 'PreemptionWatcher' and ID: '6dcc' has constructor arguments in the object store and max_restarts > 0.
+\x1b[36m(raylet)\x1b[0m A worker died or was killed while executing a task by an unexpected system error.
+(train_driver pid=19953) epoch   1/30  loss 4.6936  lr 2.00e-03  32.1 utt/s  30s
+trial f1761_00001 failed: NonFiniteLossError: loss is nan at epoch 3
+"""
+KEPT = """Ray: local instance on 127.0.0.1, 1 node(s), 2 CPU(s), 0 GPU(s)
+
+[00:03] trial f1761_00000 started: margin=0, seed=1
+(raylet) A worker died or was killed while executing a task by an unexpected system error.
+(train_driver pid=19953) epoch   1/30  loss 4.6936  lr 2.00e-03  32.1 utt/s  30s
+trial f1761_00001 failed: NonFiniteLossError: loss is nan at epoch 3
+"""
+
+
+def test_the_quiet_console_drops_ray_s_banners_and_internals_and_keeps_errors_and_ours():
+    target = io.StringIO()
+    stream = QuietConsole(target)
+    for piece in (RAY_CONSOLE[:100], RAY_CONSOLE[100:101], RAY_CONSOLE[101:]):  # lines arrive in pieces
+        assert stream.write(piece) == len(piece)
+    stream.write("a last line without its end")
+    stream.flush()
+    assert target.getvalue() == KEPT + "a last line without its end"
+    assert not stream.isatty()

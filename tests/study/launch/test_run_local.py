@@ -33,6 +33,9 @@ def test_smoke_study_runs_every_trial_and_logs_it_to_mlflow(tmp_path, start_stud
     assert code == 0, output
     assert "no dataset given: using the embedded corpus" in output
     assert f"mlflow ui --backend-store-uri {uri}" in output
+    for noise in ("Configuration for experiment", "View detailed results here", "tensorboard --logdir",
+                  "core_worker.cc", "Started a local Ray instance", "authentication_token_setup"):
+        assert noise not in output, f"{noise!r} is Ray's, shown only with --verbose"
     assert left == [], f"processes still running after the study ended: {left}"
     assert process.net.connections > 0 and process.net.outside == set(), process.net.outside
     assert process.net.wildcard_listeners == set(), "nothing listens on every interface (IPv4 or IPv6)"
@@ -86,9 +89,10 @@ def test_resume_after_the_driver_is_killed_finishes_without_rerunning_or_duplica
     first.stop()  # ends the local Ray instance it had started, orphaned now
     before = {row["tags.trial_id"]: (row["start_time"], row["end_time"]) for _, row in finished.iterrows()}
 
-    code, output = run_study(start_study, *args, "--resume", timeout=600)
+    code, output = run_study(start_study, *args, "--resume", "--verbose", timeout=600)
     assert code == 0, output
     assert "resuming" in output
+    assert "View detailed results here" in output, "--verbose shows what Ray and Tune print"
 
     children, parents = child_runs(uri, "smoke")
     assert len(parents) == 1, "the resumed launch must continue the same parent run"

@@ -1,0 +1,86 @@
+"""A trial's encoder as an MLflow PyTorch model (front end + network: waveform in, embedding out), logged to its
+run with a signature and an input example, loadable with `mlflow.pytorch.load_model`; registering the best one."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from study.tracking.runs import find_trial_run
+from study.tracking.settings import TrackingSettings
+from study.tracking.store import client
+from trainables.embedder import Embedder, load_embedder
+
+MODEL_NAME = "encoder"
+"""The name of a trial's logged model (`runs:/<run id>/encoder`)."""
+MODEL_TAG = "model_uri"
+"""Run tag naming the run's logged encoder model, once logged."""
+MODEL_TYPE = "speaker-encoder"
+REQUIREMENTS = [f"torch=={torch.__version__.split('+')[0]}", "torchaudio", "numpy", "soundfile"]
+EXAMPLE_SECONDS = 1.0
+
+
+def signature(embedding_dim: int):
+    """Waveforms (batch, samples) float32 in [-1, 1] -> embeddings (batch, embedding_dim) float32, any length."""
+    from mlflow.models import ModelSignature
+    from mlflow.types import Schema, TensorSpec
+
+    return ModelSignature(inputs=Schema([TensorSpec(np.dtype(np.float32), (-1, -1))]),
+                          outputs=Schema([TensorSpec(np.dtype(np.float32), (-1, embedding_dim))]))
+
+
+def input_example(sample_rate: int) -> np.ndarray:
+    """One second of a 200 Hz tone with harmonics at -12 dBFS, (1, samples) float32: a short, valid input."""
+    t = np.arange(int(EXAMPLE_SECONDS * sample_rate)) / sample_rate
+    wave = sum(np.sin(2 * np.pi * 200 * k * t) / k for k in range(1, 6))
+    return (0.25 * wave / np.abs(wave).max())[None].astype(np.float32)  # (1, samples)
+
+
+def log_trial_encoder(launch: TrackingSettings, trial_id: str, checkpoint: str | Path) -> str | None:
+    """Log the final encoder of a finished trial (its checkpoint folder) to the trial's run, once: a resumed launch
+    finishing the trial again logs nothing new. The model URI, or None when the trial has no run."""
+    run = find_trial_run(launch, trial_id)
+    if run is None:
+        return None
+    if MODEL_TAG in run.data.tags:
+        return run.data.tags[MODEL_TAG]
+    embedder, cfg = load_embedder(checkpoint)
+    model_uri = log_embedder(launch.tracking_uri, run.info.run_id, embedder, cfg.epochs)
+    client(launch.tracking_uri).set_tag(run.info.run_id, MODEL_TAG, model_uri)
+    return model_uri
+
+
+def log_embedder(tracking_uri: str, run_id: str, embedder: Embedder, step: int = 0) -> str:
+    """Log `embedder` as model `encoder` of run `run_id` (an MLflow 3 logged model whose source is the run, and a
+    model output of the run at `step`) without reopening the run: its status and end time stay as they are. Pip
+    requirements are given, not inferred (inference imports the model in a subprocess, seconds). The model URI."""
+    import mlflow.pytorch  # heavy: only when a trial finishes
+    from mlflow.entities import LoggedModelOutput
+
+    store = client(tracking_uri)
+    experiment_id = store.get_run(run_id).info.experiment_id
+    example = input_example(embedder.sample_rate)
+    dim = int(embedder(torch.from_numpy(example)).shape[-1])
+    model = store.create_logged_model(experiment_id, name=MODEL_NAME, source_run_id=run_id, model_type=MODEL_TYPE)
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            mlflow.pytorch.save_model(embedder, f"{tmp}/{MODEL_NAME}", signature=signature(dim), input_example=example,
+                                      serialization_format="pickle", pip_requirements=REQUIREMENTS)
+            store.log_model_artifacts(model.model_id, f"{tmp}/{MODEL_NAME}")
+    except Exception:
+        store.finalize_logged_model(model.model_id, "FAILED")
+        raise
+    store.finalize_logged_model(model.model_id, "READY")
+    store.log_outputs(run_id, [LoggedModelOutput(model.model_id, step)])
+    return f"models:/{model.model_id}"
+
+
+def register(model_uri: str, name: str) -> str:
+    """Register `model_uri` in the Model Registry under `name`; 'name version N'."""
+    import mlflow
+
+    version = mlflow.register_model(model_uri, name)
+    return f"{name} version {version.version}"

@@ -21,6 +21,7 @@ from study.tracking.store import TrackingError, resolve_uri
 from trainables.audio import AudioError
 from trainables.checkpoint import STATE_FILE, CheckpointError, latest_checkpoint
 from trainables.embedder import Embedder, embed_files, load_embedder
+from trainables.loop import local_device
 
 
 def parser() -> argparse.ArgumentParser:
@@ -32,6 +33,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="output .npz (embeddings, files)")
     p.add_argument("--mode", choices=("full", "segments"), default="full",
                    help="one whole-utterance embedding per file, or the mean of 10 x 3.515 s segments (default: full)")
+    p.add_argument("--device", default="auto", help="auto (CUDA when available), cpu or cuda (default: auto)")
     p.add_argument("--tracking-uri", help="MLflow tracking URI for runs:/ and models:/ (default: "
                    "$MLFLOW_TRACKING_URI, else sqlite:///./mlflow.db)")
     return p
@@ -60,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
     plain_unless_terminal()
     try:
         embedder = load_model(args.model, args.tracking_uri)
-        vectors = embed_files(embedder, args.files, args.mode)
+        vectors = embed_files(embedder, args.files, args.mode, device=local_device(args.device))
         out = Path(args.out)
         out.parent.mkdir(parents=True, exist_ok=True)
         np.savez(out, embeddings=vectors, files=np.array([str(f) for f in args.files]))

@@ -30,6 +30,7 @@ from trainables.data_paths import resolve_data
 from trainables.dataset import DataError
 from trainables.embedder import load_embedder
 from trainables.evaluation import TrialSet, evaluate
+from trainables.loop import local_device
 from trainables.manifest import ManifestError, resolve
 
 RUN_ID = re.compile(r"[0-9a-f]{32}")
@@ -62,6 +63,7 @@ def parser() -> argparse.ArgumentParser:
                    "segments (default: the run's eval_mode)")
     p.add_argument("--tracking-uri", help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else "
                    "sqlite:///./mlflow.db)")
+    p.add_argument("--device", default="auto", help="auto (CUDA when available), cpu or cuda (default: auto)")
     p.add_argument("--no-log", action="store_true", help="print only; log nothing to the run")
     p.add_argument("--register", metavar="NAME", help="also register the trial's logged encoder model as NAME in the "
                    "MLflow Model Registry")
@@ -74,7 +76,12 @@ def main(argv: list[str] | None = None) -> int:
     try:
         uri = resolve_uri(args.tracking_uri)
         target = find_target(args.target, args.study, uri)
+        if args.register and not target.run_id:
+            raise EvaluateError("--register needs a trial with an MLflow run (its logged encoder model), "
+                                "not a checkpoint folder")
         embedder, cfg = load_embedder(target.checkpoint)
+        device = local_device(args.device)
+        embedder.to(device)
         root = args.data_root or resolve_data(cfg).data_root  # the run's (for the embedded corpus: its cache)
         mode = args.mode or cfg.eval_mode
         autocast = torch.bfloat16 if cfg.precision == "bf16" else None  # the run's own evaluation numerics
@@ -84,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
             path = resolve(root, trials)
             started = time.perf_counter()
             trial_set = TrialSet.load(path, root, cfg.sample_rate)
-            result = evaluate(trial_set, embedder.frontend, embedder.encoder, torch.device("cpu"), mode,
+            result = evaluate(trial_set, embedder.frontend, embedder.encoder, device, mode,
                               cfg.eval_segment_samples, cfg.eval_segments, autocast)
             rows.append((list_name(path), len(trial_set.labels), result, time.perf_counter() - started))
             if target.run_id and not args.no_log:
@@ -93,8 +100,6 @@ def main(argv: list[str] | None = None) -> int:
         if target.run_id and not args.no_log:
             print(f"logged to MLflow run {target.run_id} ({uri})")
         if args.register:
-            if not target.run_id:
-                raise EvaluateError("--register needs a trial with an MLflow run (its logged encoder model)")
             from study.tracking.models import MODEL_NAME, register
 
             print(f"registered {register(f'runs:/{target.run_id}/{MODEL_NAME}', args.register)}")

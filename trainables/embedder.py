@@ -15,10 +15,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from trainables.audio import load_audio
 from trainables.checkpoint import read_checkpoint
 from trainables.config import TrainConfig
-from trainables.evaluation import embed_utterances
+from trainables.evaluation import embed_utterances, load_int16
 from trainables.features import LogMel
 from trainables.parts import build_framework
 
@@ -57,7 +56,7 @@ def embed_files(embedder: Embedder, paths: Sequence[str | Path], mode: str = "fu
     embedding per file ('full'), or the mean of `segments` evenly spaced segments ('segments', the paper's)."""
     device = torch.device(device)
     rate = embedder.sample_rate
-    waves = [np.clip(np.round(load_audio(str(p), rate) * 32767.0), -32768, 32767).astype(np.int16) for p in paths]
+    waves = [load_int16(str(p), rate) for p in paths]
     embedder.to(device).eval()
     vectors = embed_utterances(waves, embedder.frontend, embedder.encoder, device, mode,
                                int(round(segment_seconds * rate)), segments, quantum=rate // 2)

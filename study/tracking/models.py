@@ -11,7 +11,7 @@ import torch
 
 from study.tracking.runs import find_trial_run
 from study.tracking.settings import TrackingSettings
-from study.tracking.store import client
+from study.tracking.store import TrackingError, client
 from trainables.embedder import Embedder, load_embedder
 
 MODEL_NAME = "encoder"
@@ -81,6 +81,10 @@ def log_embedder(tracking_uri: str, run_id: str, embedder: Embedder, step: int =
 def register(model_uri: str, name: str) -> str:
     """Register `model_uri` in the Model Registry under `name`; 'name version N'."""
     import mlflow
+    from mlflow.exceptions import MlflowException
 
-    version = mlflow.register_model(model_uri, name)
+    try:
+        version = mlflow.register_model(model_uri, name)
+    except MlflowException as error:  # e.g. a run from before encoders were logged: it has no model
+        raise TrackingError(f"cannot register {model_uri} as {name}: {str(error.message).splitlines()[0]}") from None
     return f"{name} version {version.version}"

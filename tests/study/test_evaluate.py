@@ -107,9 +107,10 @@ def test_evaluate_scores_other_lists_and_logs_them_to_the_trial_run(smoke, tmp_p
 
 
 def test_evaluate_names_what_it_cannot_use(smoke, tmp_path, capsys):
-    uri, _, _ = smoke
+    uri, runs, _ = smoke
     for args, message in (
         (["0" * 32], f"has no run {'0' * 32}"),
+        ([runs[0].data.tags["checkpoint"], "--register", "x"], "--register needs a trial with an MLflow run"),
         (["nope", "--study", "smoke"], "study smoke has no trial nope"),
         (["nope"], "neither a folder nor an MLflow run id"),
         ([str(tmp_path)], "holds no checkpoint"),

@@ -46,6 +46,8 @@ RAY_NOISE = tuple(re.compile(pattern) for pattern in (
     r"INFO mlflow\.store\.db\.utils: ",
     r"WARNING mlflow\.pytorch: Saving pytorch model by Pickle",
     r"^\(raylet[^)]*\) \[.*\] (There are tasks with infeasible|The number of workers)",
+    r"INFO tune\.py:\d+ -- Wrote the latest version of all result files",
+    r"^\[I [\d-]+ [\d:,]+\] A new study created in memory",  # Optuna's logger, inside Tune's searcher
 ))
 """Lines a user cannot act on: Ray's and Tune's banners and hints, messages about Ray's own internals. Errors
 (a failed trial, a dead worker, an unreachable store) match none of them."""

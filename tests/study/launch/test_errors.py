@@ -53,7 +53,9 @@ Ray: local instance on 127.0.0.1, 1 node(s), 2 CPU(s), 0 GPU(s)
 
 View detailed results here: /r/x
 To visualize your results with TensorBoard, run: `tensorboard --logdir /tmp/ray/x`
+[I 2026-11-29 20:24:10,264] A new study created in memory with name: optuna
 [00:03] trial f1761_00000 started: margin=0, seed=1
+2026-11-29 20:24:34,182\tINFO tune.py:1007 -- Wrote the latest version of all result files and experiment state to '/r/x'
 \x1b[36m(TrainController pid=13500)\x1b[0m [2026-11-29 14:00:15,908 E 13500 13536] core_worker.cc:2465: Actor with class name: 'PreemptionWatcher' and ID: '6dcc' has constructor arguments in the object store and max_restarts > 0.
 \x1b[36m(raylet)\x1b[0m A worker died or was killed while executing a task by an unexpected system error.
 (train_driver pid=19953) epoch   1/30  loss 4.6936  lr 2.00e-03  32.1 utt/s  30s

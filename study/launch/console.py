@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import sys
+import threading
 from typing import TextIO
 
 from study.launch.errors import ANSI
@@ -45,13 +46,11 @@ RAY_NOISE = tuple(re.compile(pattern) for pattern in (
     r"INFO worker\.py:\d+ -- (Started a local Ray instance|Connecting to existing Ray cluster|Connected to Ray)",
     r"INFO mlflow\.store\.db\.utils: ",
     r"WARNING mlflow\.pytorch: Saving pytorch model by Pickle",
-    r"^\(raylet[^)]*\) \[.*\] (There are tasks with infeasible|The number of workers)",
     r"INFO tune\.py:\d+ -- Wrote the latest version of all result files",
     r"^\[I [\d-]+ [\d:,]+\] A new study created in memory",  # Optuna's logger, inside Tune's searcher
 ))
 """Lines a user cannot act on: Ray's and Tune's banners and hints, messages about Ray's own internals. Errors
 (a failed trial, a dead worker, an unreachable store) match none of them."""
-
 
 
 class QuietConsole:
@@ -62,17 +61,20 @@ class QuietConsole:
         self.stream = stream
         self.plain = not stream.isatty()
         self.pending = ""
+        self.lock = threading.Lock()  # Ray's log monitor thread prints worker lines beside the main thread
 
     def write(self, text: str) -> int:
-        lines = (self.pending + text).split("\n")
-        self.pending = lines.pop()
-        self._emit("".join(line + "\n" for line in lines if not is_noise(line)))
+        with self.lock:
+            lines = (self.pending + text).split("\n")
+            self.pending = lines.pop()
+            self._emit("".join(line + "\n" for line in lines if not is_noise(line)))
         return len(text)
 
     def flush(self) -> None:
-        if self.pending and not is_noise(self.pending):
-            self._emit(self.pending)
-        self.pending = ""
+        with self.lock:
+            if self.pending and not is_noise(self.pending):
+                self._emit(self.pending)
+            self.pending = ""
         self.stream.flush()
 
     def isatty(self) -> bool:

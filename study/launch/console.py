@@ -61,7 +61,7 @@ class QuietConsole:
         self.stream = stream
         self.plain = not stream.isatty()
         self.pending = ""
-        self.lock = threading.Lock()  # Ray's log monitor thread prints worker lines beside the main thread
+        self.lock = threading.RLock()  # Ray's log monitor thread prints worker lines beside the main thread
 
     def write(self, text: str) -> int:
         with self.lock:

@@ -283,6 +283,8 @@ def optuna_figures(study: search_spaces.Study, runs: Runs, folder: Path, formats
             if name == "contour":
                 figure.set_size_inches(3.2 * len(params) + 1.5, 3 * len(params))
             figure.suptitle(f"{study.name}: {name.replace('_', ' ')} (Optuna, {len(frame)} completed runs)")
+            if name == "param_importances":
+                figure.tight_layout()  # Optuna leaves no room for the parameter names
             paths += save_figure(figure, folder, f"{study.name}_optuna_{name}", formats, dpi)
             pyplot.close(figure)  # Optuna draws with pyplot, which keeps every figure until closed
     return paths

@@ -56,7 +56,8 @@ def log_trial_encoder(launch: TrackingSettings, trial_id: str, checkpoint: str |
 def log_embedder(tracking_uri: str, run_id: str, embedder: Embedder, step: int = 0) -> str:
     """Log `embedder` as model `encoder` of run `run_id` (an MLflow 3 logged model whose source is the run, and a
     model output of the run at `step`) without reopening the run: its status and end time stay as they are. Pip
-    requirements are given, not inferred (inference imports the model in a subprocess, seconds). The model URI."""
+    requirements are given, not inferred (MLflow infers them by importing the model in a subprocess). The model
+    URI."""
     import mlflow.pytorch  # heavy: only when a trial finishes
     from mlflow.entities import LoggedModelOutput
 

@@ -19,7 +19,7 @@ import numpy as np
 from study.launch.console import plain_unless_terminal
 from study.tracking.store import TrackingError, resolve_uri
 from trainables.audio import AudioError
-from trainables.checkpoint import STATE_FILE, CheckpointError, latest_checkpoint
+from trainables.checkpoint import STATE_FILE, CheckpointError, checkpoint_in
 from trainables.embedder import Embedder, embed_files, load_embedder
 from trainables.loop import local_device
 
@@ -43,7 +43,7 @@ def load_model(model: str, tracking_uri: str | None = None) -> Embedder:
     """The encoder a checkpoint folder or an MLflow model URI names."""
     if "://" not in model and not model.startswith(("runs:", "models:")):
         folder = Path(model)
-        found = folder if (folder / STATE_FILE).is_file() else latest_checkpoint(folder)
+        found = checkpoint_in(folder)
         if found is None:
             raise FileNotFoundError(f"{folder} is not a checkpoint folder (no {STATE_FILE} in it or under it)")
         return load_embedder(found)[0]

@@ -24,7 +24,7 @@ import torch
 from study.launch.console import plain_unless_terminal
 from study.tracking.store import TrackingError, check_reachable, client, resolve_uri
 from trainables.audio import AudioError
-from trainables.checkpoint import STATE_FILE, CheckpointError, latest_checkpoint
+from trainables.checkpoint import CheckpointError, checkpoint_in
 from trainables.config import ConfigError
 from trainables.data_paths import resolve_data
 from trainables.dataset import DataError
@@ -114,7 +114,7 @@ def find_target(text: str, study: str | None, uri: str) -> Target:
     """The checkpoint (and run) `text` names: a checkpoint folder, a run id, a trial id of `study`, or 'best'."""
     folder = Path(text)
     if folder.is_dir():
-        found = folder if (folder / STATE_FILE).is_file() else latest_checkpoint(folder)
+        found = checkpoint_in(folder)
         if found is None:
             raise EvaluateError(f"{folder} holds no checkpoint (no state.pt in it or in a checkpoint folder under it)")
         return Target(Path(found), None, f"checkpoint {found}")

@@ -87,6 +87,12 @@ def read_scores(folder: str | Path) -> dict[str, np.ndarray] | None:
         return {key: data[key] for key in data.files}
 
 
+def checkpoint_in(folder: str | Path) -> Path | None:
+    """`folder` itself when it is a checkpoint (holds `state.pt`), else the newest checkpoint under it, else None."""
+    folder = Path(folder)
+    return folder if (folder / STATE_FILE).is_file() else latest_checkpoint(folder)
+
+
 def latest_checkpoint(root: str | Path) -> Path | None:
     """The newest complete `epoch_NNNN` checkpoint folder under `root`, or None."""
     root = Path(root)

@@ -50,14 +50,26 @@ def data_fingerprint(paths: Mapping[str, Any], train_sample: int = 1000) -> str:
     """A short hash of what a run reads: the training and trial lists, the byte size of every trial file and
     of ~`train_sample` training files spread over the list, and the noise/RIR files' names and sizes. Cheap
     (a few thousand stats), and it changes when audio is regenerated or replaced even under the same names."""
+    return data_fingerprints(paths, train_sample)[0]
+
+
+def data_fingerprints(paths: Mapping[str, Any], train_sample: int = 1000) -> tuple[str, dict[str, str]]:
+    """`data_fingerprint`, and in the same pass one per list (`train_manifest`, `trials`, where given): the list's
+    bytes and the sizes of the files it names (the training list's ~`train_sample` of them)."""
     digest = hashlib.sha256()
+    lists = {key: hashlib.sha256() for key in ("train_manifest", "trials") if paths.get(key)}
     root = paths.get("data_root") or ""
 
-    def add_size(path: str) -> None:
+    def update(data: bytes, key: str | None = None) -> None:
+        digest.update(data)
+        if key in lists:
+            lists[key].update(data)
+
+    def add_size(path: str, key: str | None = None) -> None:
         try:
-            digest.update(f"{os.path.getsize(path)};".encode())
+            update(f"{os.path.getsize(path)};".encode(), key)
         except OSError:
-            digest.update(b"missing;")
+            update(b"missing;", key)
 
     for key in ("train_manifest", "trials"):
         path = paths.get(key)
@@ -65,15 +77,15 @@ def data_fingerprint(paths: Mapping[str, Any], train_sample: int = 1000) -> str:
         if path and Path(path).is_file():
             with open(path, "rb") as handle:
                 for block in iter(lambda: handle.read(1 << 20), b""):
-                    digest.update(block)
+                    update(block, key)
     try:  # the lists were checked by the worker already; a fingerprint never stops a run
         if paths.get("train_manifest") and Path(paths["train_manifest"]).is_file():
             utterances = read_train_manifest(paths["train_manifest"], root)
             for utterance in utterances[:: max(1, len(utterances) // train_sample)]:
-                add_size(utterance.path)
+                add_size(utterance.path, "train_manifest")
         if paths.get("trials") and Path(paths["trials"]).is_file():
             for name in trial_files(read_trials(paths["trials"])):
-                add_size(resolve(root, name))
+                add_size(resolve(root, name), "trials")
     except (ValueError, OSError):
         digest.update(b"unreadable lists;")
     for key in ("noise_dir", "rir_dir"):
@@ -83,5 +95,5 @@ def data_fingerprint(paths: Mapping[str, Any], train_sample: int = 1000) -> str:
             for path in sorted(p for p in Path(folder).rglob("*") if p.is_file()):
                 digest.update(str(path.relative_to(folder)).encode())
                 add_size(str(path))
-    return digest.hexdigest()[:16]
+    return digest.hexdigest()[:16], {key: h.hexdigest()[:16] for key, h in lists.items()}
 

@@ -18,7 +18,7 @@ from typing import Any, Mapping
 import numpy as np
 from mlflow.entities import Dataset, DatasetInput, InputTag, Metric, Param, RunTag
 
-from study.tracking.provenance import data_fingerprint
+from study.tracking.provenance import data_fingerprints
 from study.tracking.settings import TrackingSettings, TrialTracking
 from study.tracking.store import client
 from trainables.config import TrainConfig
@@ -197,11 +197,12 @@ def start_trial_run(trial: TrialTracking, cfg: TrainConfig, paths: Mapping[str, 
     launch = trial.launch
     mlflow_client = client(launch.tracking_uri)
     found = find_trial_run(launch, trial.trial_id)
+    fingerprint, list_digests = data_fingerprints(paths)
     tags = {
         STUDY_TAG: launch.study,
         TRIAL_TAG: trial.trial_id,
         "git_commit": launch.git_commit,
-        "data_fingerprint": data_fingerprint(paths),
+        "data_fingerprint": fingerprint,
         "world_size": str(trial.world_size),
         "worker_nodes": ",".join(trial.worker_nodes),
         "embedded_data": str(bool(paths.get("embedded"))).lower(),
@@ -214,7 +215,7 @@ def start_trial_run(trial: TrialTracking, cfg: TrainConfig, paths: Mapping[str, 
         run_id, last_epoch = run.info.run_id, 0
         _log_params(mlflow_client, run_id, cfg.to_dict())
         _log_config(mlflow_client, run_id, cfg, paths)
-        mlflow_client.log_inputs(run_id, datasets=dataset_inputs(paths))
+        mlflow_client.log_inputs(run_id, datasets=dataset_inputs(paths, list_digests))
     else:
         run_id = found.info.run_id
         if not found.data.params:  # an earlier attempt was cut off before it logged them
@@ -230,17 +231,16 @@ def start_trial_run(trial: TrialTracking, cfg: TrainConfig, paths: Mapping[str, 
     return TrialRun(mlflow_client, run_id, last_epoch)
 
 
-def dataset_inputs(paths: Mapping[str, Any]) -> list:
+def dataset_inputs(paths: Mapping[str, Any], digests: Mapping[str, str]) -> list:
     """The training list and the trial list as MLflow dataset inputs (contexts 'training' and 'evaluation'):
-    named after the list's file, digest = `data_fingerprint` of that list alone, source = its path."""
+    named after the list's file, digest = that list's fingerprint (`data_fingerprints`), source = its path."""
     inputs = []
     for key, context in (("train_manifest", "training"), ("trials", "evaluation")):
         path = paths.get(key)
         if not path:
             continue
-        digest = data_fingerprint({"data_root": paths.get("data_root", ""), key: path})
         source = json.dumps({"uri": str(path)})
-        dataset = Dataset(name=Path(path).name, digest=digest, source_type="local", source=source)
+        dataset = Dataset(name=Path(path).name, digest=digests[key], source_type="local", source=source)
         inputs.append(DatasetInput(dataset, tags=[InputTag("mlflow.data.context", context)]))
     return inputs
 

@@ -218,10 +218,12 @@ def start_trial_run(trial: TrialTracking, cfg: TrainConfig, paths: Mapping[str, 
         mlflow_client.log_inputs(run_id, datasets=dataset_inputs(paths, list_digests))
     else:
         run_id = found.info.run_id
-        if not found.data.params:  # an earlier attempt was cut off before it logged them
+        if not found.data.params:  # an earlier attempt (or a write the background thread retries) was cut off
             _log_params(mlflow_client, run_id, cfg.to_dict())
         if CONFIG_ARTIFACT not in {a.path for a in mlflow_client.list_artifacts(run_id)}:
             _log_config(mlflow_client, run_id, cfg, paths)
+        if not mlflow_client.get_run(run_id).inputs.dataset_inputs:
+            mlflow_client.log_inputs(run_id, datasets=dataset_inputs(paths, list_digests))
         history = mlflow_client.get_metric_history(run_id, "epoch")
         last_epoch = int(max((m.value for m in history), default=0))
         mlflow_client.update_run(run_id, status="RUNNING")

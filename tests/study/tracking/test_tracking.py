@@ -109,6 +109,25 @@ def test_a_resumed_trial_continues_its_run_without_duplicates(store, paths):
     assert done["eer"] == 37.0 and done["epoch"] == 3
 
 
+def test_an_attempt_cut_off_after_creating_its_run_gets_params_config_and_inputs_on_the_next(store, paths):
+    """The background thread retries `start_trial_run` after a failed write (a locked SQLite store, a server
+    that went away): the retry finds the run it created and logs what the first attempt did not."""
+    client = MlflowClient(store.tracking_uri)
+    created = client.create_run(store.experiment_id, tags={tracking_runs.PARENT_TAG: store.parent_run_id,
+                                                           tracking_runs.TRIAL_TAG: "trial_cut"})
+    cfg = build_config("cpu", {"epochs": 3})
+    run = tracking_runs.start_trial_run(store.for_trial("trial_cut", "trial_cut"), cfg, paths)
+    assert run.run_id == created.info.run_id
+    logged = client.get_run(run.run_id)
+    assert logged.data.params["epochs"] == "3"
+    assert "config.json" in {a.path for a in client.list_artifacts(run.run_id)}
+    inputs = {i.dataset.name: i.dataset.digest for i in logged.inputs.dataset_inputs}
+    assert inputs == {"train.csv": provenance.data_fingerprints(paths)[1]["train_manifest"],
+                      "trials.txt": provenance.data_fingerprints(paths)[1]["trials"]}
+    tracking_runs.start_trial_run(store.for_trial("trial_cut", "trial_cut"), cfg, paths)  # a second retry
+    assert len(client.get_run(run.run_id).inputs.dataset_inputs) == 2, "logged once"
+
+
 def test_runs_left_open_are_closed_with_a_status(store, paths):
     cfg = build_config("cpu", {"epochs": 3})
     run = train_like_a_worker(store, cfg, paths, "trial_c", [1])

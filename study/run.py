@@ -23,7 +23,7 @@ from study.launch import code_fingerprint, progress
 from study.launch.cluster import Cluster, default_address
 from study.launch.code_fingerprint import CodeMismatchError
 from study.launch.errors import one_line
-from study.launch.console import quiet_console
+from study.launch.console import clear_view, quiet_console
 from study.launch.interrupts import Interrupted, Interrupts
 from study.launch.outage import EXIT_OUTAGE, TrackingWatch
 from study.launch.plan import PlanError, Plan, Resources, build_plan, plan_resources
@@ -217,6 +217,7 @@ def connect(address: str | None, env: dict[str, str]) -> Cluster:
 def run_on(cluster: Cluster, args: argparse.Namespace, plan: Plan, record: dict[str, Any] | None, started: float,
            interrupts: Interrupts) -> int:
     """Check the cluster, open the parent run, record the launch, fit the Tuner and report; the exit status."""
+    from study.launch.live_board import close_board, open_board  # heavy: ray
     from study.launch.tuner import make_tuner  # heavy: ray.tune and torch; --list, --help and --dry-run skip them
 
     resources = record_resources(record) if record else resources_for(args, plan, cluster)
@@ -226,12 +227,14 @@ def run_on(cluster: Cluster, args: argparse.Namespace, plan: Plan, record: dict[
     experiment_id = store.prepare_experiment(plan.tracking_uri, plan.study.name)
     parent_run_id = parent_run(plan, record, experiment_id, cluster)
     max_failures = record["driver"].get("max_failures", 0) if record else args.max_failures
-    driver = driver_plan(plan, resources, experiment_id, parent_run_id, provenance.git_commit(), max_failures)
+    driver = driver_plan(plan, resources, experiment_id, parent_run_id, provenance.git_commit(), max_failures,
+                         args.verbose)
     if not record:
         save_launch(plan, resources, driver, args.assume_shared_storage)
     print(f"{plan.study.name}: {plan.num_samples} trial(s), {resources.per_trial()} each, "
           f"up to {resources.max_concurrent} at once; results in {plan.storage}/{plan.experiment}")
     tuner = make_tuner(plan, resources, driver, restore=bool(record))
+    board = open_board(driver.board)  # trials post to it until the Tuner returns
     interrupts.fitting = True
     outage = TrackingWatch(plan.tracking_uri, args.tracking_outage_limit, lambda why: interrupts.stop(why, EXIT_OUTAGE))
     try:
@@ -241,6 +244,8 @@ def run_on(cluster: Cluster, args: argparse.Namespace, plan: Plan, record: dict[
         result_grid = None
     finally:
         interrupts.fitting = False
+        clear_view()
+        close_board(board)
     if interrupts.signum is not None:
         return stopped(plan, driver, interrupts)
     try:
@@ -357,9 +362,10 @@ def close_launch(plan: Plan, driver, parent_run_id: str, trials) -> tuple[bool, 
 
 
 def driver_plan(plan: Plan, resources: Resources, experiment_id: str, parent_run_id: str, commit: str,
-                max_failures: int = 0):
-    """What every trial of the launch shares, its MLflow settings included."""
+                max_failures: int = 0, verbose: bool = False):
+    """What every trial of the launch shares, its MLflow settings and live-view board included."""
     from study.launch.driver import DriverPlan  # heavy: ray (imported by driver.py)
+    from study.launch.live_board import board_name
 
     return DriverPlan(
         study=plan.study.name, metric=plan.study.metric, mode=plan.study.mode, searched=plan.searched,
@@ -367,6 +373,7 @@ def driver_plan(plan: Plan, resources: Resources, experiment_id: str, parent_run
         workers_per_trial=resources.workers_per_trial, cpus_per_worker=resources.cpus_per_worker,
         gpus_per_worker=resources.gpus_per_worker, train_storage=f"{plan.storage}/{plan.experiment}",
         max_failures=max_failures, trials_per_gpu=resources.trials_per_gpu,
+        board=board_name(plan.experiment), verbose=verbose,
         tracking=TrackingSettings(tracking_uri=plan.tracking_uri, experiment_id=experiment_id,
                                   parent_run_id=parent_run_id, study=plan.study.name, git_commit=commit),
     )

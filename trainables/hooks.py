@@ -29,6 +29,9 @@ class Hooks(Protocol):
     def start(self, cfg: TrainConfig, paths: DataPaths) -> None:
         """The run's data is loaded and its state restored; training starts."""
 
+    def step_end(self, epoch: int, step: int, steps: int, loss: float) -> None:
+        """One optimiser step of 0-based `epoch` done: its 1-based `step` of `steps`, with its loss (every rank)."""
+
     def epoch_end(self, state: dict[str, Any], scores: dict[str, np.ndarray] | None, metrics: dict[str, Any]) -> str | None:
         """Keep one epoch's checkpoint state (and trial scores when evaluated) and metrics; return where the
         checkpoint is (named in the error when the loss later becomes non-finite), or None when none was kept."""
@@ -54,6 +57,9 @@ class LocalCheckpoints:
         return read_checkpoint(found) if found else None
 
     def start(self, cfg: TrainConfig, paths: DataPaths) -> None:
+        pass
+
+    def step_end(self, epoch: int, step: int, steps: int, loss: float) -> None:
         pass
 
     def epoch_end(self, state: dict[str, Any], scores: dict[str, np.ndarray] | None, metrics: dict[str, Any]) -> str | None:

@@ -68,7 +68,7 @@ def train(cfg: TrainConfig, runtime: Runtime | None = None, hooks: Hooks | None 
     checkpoint = None
     floors = floors_once(parts, paths, log)
     for epoch in range(start_epoch, cfg.epochs):
-        metrics, scores = run_epoch(parts, epoch, checkpoint, floors)
+        metrics, scores = run_epoch(parts, epoch, checkpoint, floors, hooks.step_end)
         metrics["seconds"] = time.perf_counter() - started
         history.append(metrics)
         log(progress_line(metrics, cfg.epochs))
@@ -77,11 +77,11 @@ def train(cfg: TrainConfig, runtime: Runtime | None = None, hooks: Hooks | None 
     return metrics
 
 
-def run_epoch(parts: RunParts, epoch: int, last_checkpoint: str | None,
-              floors: Callable[[], dict[str, float]] = dict) -> tuple[dict[str, Any], dict[str, np.ndarray] | None]:
-    """Train 0-based `epoch`, then evaluate when due: (metrics, trial scores and labels or None); an evaluated
-    epoch's metrics include `floors()` (the trial list's floors, `floors_once`)."""
-    metrics = train_epoch(parts, epoch, last_checkpoint)
+def run_epoch(parts: RunParts, epoch: int, last_checkpoint: str | None, floors: Callable[[], dict[str, float]] = dict,
+              on_step: Callable[[int, int, int, float], None] | None = None) -> tuple[dict[str, Any], dict[str, np.ndarray] | None]:
+    """Train 0-based `epoch` (`on_step` as in `train_epoch`), then evaluate when due: (metrics, trial scores and
+    labels or None); an evaluated epoch's metrics include `floors()` (the trial list's floors, `floors_once`)."""
+    metrics = train_epoch(parts, epoch, last_checkpoint, on_step)
     trial_set = parts.data.trial_set
     if not evaluation_due(parts.step.cfg, epoch) or trial_set is None:
         return metrics, None
@@ -104,9 +104,11 @@ def floors_once(parts: RunParts, paths: DataPaths, log: Callable[[str], None]) -
     return floors
 
 
-def train_epoch(parts: RunParts, epoch: int, last_checkpoint: str | None) -> dict[str, Any]:
+def train_epoch(parts: RunParts, epoch: int, last_checkpoint: str | None,
+                on_step: Callable[[int, int, int, float], None] | None = None) -> dict[str, Any]:
     """One pass over this rank's batches and the learning-rate decay; the epoch's metrics (loss averaged over
-    ranks, `epoch_lr` = the rate in force). A non-finite loss raises NonFiniteLossError naming `last_checkpoint`."""
+    ranks, `epoch_lr` = the rate in force). A non-finite loss raises NonFiniteLossError naming `last_checkpoint`.
+    `on_step(epoch, step, steps, loss)` follows each step (1-based `step` of the epoch's `steps`)."""
     data, step = parts.data, parts.step
     cfg, device = step.cfg, step.device
     rank, _ = world()
@@ -116,6 +118,7 @@ def train_epoch(parts: RunParts, epoch: int, last_checkpoint: str | None) -> dic
     step.model.train()
     started = time.perf_counter()
     losses = []
+    steps = len(data.loader)
     for index, batch in enumerate(data.loader):
         value = train_step(step, batch, torch.Generator().manual_seed(step_seed(cfg.seed, epoch, index, rank)))
         if not math.isfinite(value):
@@ -125,6 +128,8 @@ def train_epoch(parts: RunParts, epoch: int, last_checkpoint: str | None) -> dic
                 f"{last_checkpoint or 'none written by this call'}"
             )
         losses.append(value)
+        if on_step is not None:
+            on_step(epoch, index + 1, steps, value)
     if device.type == "cuda":
         torch.cuda.synchronize(device)
     seconds = time.perf_counter() - started

@@ -63,6 +63,10 @@ class DriverPlan:
     """Single-worker trials sharing a GPU."""
     ray_train: bool = False
     """Run single-worker trials under a Ray Train controller too (the benchmark's baseline)."""
+    board: str = ""
+    """The name of the launch's live-view board actor (`study.launch.live_board`); "" = none."""
+    verbose: bool = False
+    """Workers print their progress lines (the console's --verbose); the live view shows where trials are."""
 
     @property
     def in_trial(self) -> bool:
@@ -95,7 +99,9 @@ def train_driver(config: dict[str, Any], plan: dict[str, Any]) -> None:
     if driver.in_trial:
         train_in_trial(config, tracking, driver, trial_id)
         return
-    trainer = torch_trainer(train_fn_per_worker, {"config": config, "tracking": tracking}, driver, f"train_{trial_id}",
+    loop_config = {"config": config, "tracking": tracking, "verbose": driver.verbose, "board": driver.board,
+                   "trial_id": trial_id}
+    trainer = torch_trainer(train_fn_per_worker, loop_config, driver, f"train_{trial_id}",
                             [ReportEvaluatedEpochs(driver.metric), ReportFailures(trial_id, driver.max_failures)])
     try:
         result = trainer.fit()
@@ -114,10 +120,10 @@ def train_in_trial(config: dict[str, Any], tracking: TrialTracking | None, drive
     folder under the launch's results; a failure is one line, and Tune retries the trial (`--max-failures`)."""
     _quiet_exit_in_callbacks()
     folder = Path(driver.train_storage) / f"train_{trial_id}"
-    hooks = InTrialHooks(tracking, folder, driver.metric)
+    hooks = InTrialHooks(tracking, folder, driver.metric, driver.board, trial_id)
     cfg = TrainConfig.from_dict(config)
     try:
-        train(cfg, Runtime(), hooks)
+        train(cfg, Runtime(verbose=driver.verbose), hooks)
     except Exception as error:  # the launch's driver closes the run: FAILED, or interrupted when it stopped the trial
         raise TrialFailed(one_line(error)) from None
     if tracking is not None:
@@ -197,13 +203,15 @@ def torch_trainer(train_fn, train_loop_config: dict[str, Any], driver: DriverPla
 
 def train_fn_per_worker(loop_config: dict[str, Any]) -> None:
     """What each Ray Train worker runs: the trainer's loop on {"config": the trial's flat config, "tracking":
-    its TrialTracking or None, "verbose": progress lines (default true)}, with Ray Train + MLflow hooks."""
+    its TrialTracking or None, "verbose": progress lines (default true), "board" and "trial_id": where rank 0
+    posts its position for the live view (optional)}, with Ray Train + MLflow hooks."""
     _quiet_ray_train_reports()
     tracking: TrialTracking | None = loop_config.get("tracking")
     if tracking is not None:
         tracking = tracking.on_workers(worker_nodes())
     runtime = Runtime(verbose=loop_config.get("verbose", True))
-    train(TrainConfig.from_dict(loop_config["config"]), runtime, RayTrainHooks(tracking))
+    hooks = RayTrainHooks(tracking, loop_config.get("board", ""), loop_config.get("trial_id", ""))
+    train(TrainConfig.from_dict(loop_config["config"]), runtime, hooks)
 
 
 def _quiet_ray_train_reports() -> None:

@@ -1,4 +1,5 @@
-"""What the user sees while a study runs (one line per trial event) and the final summary."""
+"""What the user sees while a study runs (one line per trial event, the live view of running trials) and the
+final summary."""
 
 from __future__ import annotations
 
@@ -9,7 +10,9 @@ from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
 from search_spaces import Reference, describe_config, matching_reference
+from study.launch.console import clear_view, show_view
 from study.launch.errors import one_line
+from study.launch.live_view import LiveView
 
 
 @dataclass
@@ -33,32 +36,56 @@ class TrialOutcome:
 
 def progress_callback(total: int, epochs: int, searched: Sequence[str], conditions: Mapping[str, Mapping[str, Any]],
                       metric: str, log: Callable[[str], None] | None = None,
-                      stopped_early: Callable[[str], None] | None = None, max_failures: int | None = None):
+                      stopped_early: Callable[[str], None] | None = None, max_failures: int | None = None,
+                      board: str = "", concurrency: int = 1):
     """A Tune callback printing a line (`log`, default print) when a trial starts, reports an evaluation,
-    finishes, fails, or (trials Tune retries, `max_failures` given) is restarted after a failure; and calling `stopped_early(trial_id)` when a scheduler stops a trial before its last
-    epoch (then, and not when the launch is interrupted). `print` is looked up when a line is written, not
+    finishes, fails, or (trials Tune retries, `max_failures` given) is restarted after a failure; and calling
+    `stopped_early(trial_id)` when a scheduler stops a trial before its last epoch (then, and not when the launch
+    is interrupted). With a `board` (`study.launch.live_board`) it also keeps the live view of the running trials
+    (`study.launch.live_view`; `concurrency`: trials at once). `print` is looked up when a line is written, not
     bound here: Tune pickles the callback, and Ray may have replaced `builtins.print` in between, which pickle
-    refuses."""
+    refuses; the view is built when the launch starts, for the same reason."""
     from ray import tune  # heavy: ray; the summary and its tests run without it
+
+    from study.launch.live_board import BoardReader
 
     class Progress(tune.Callback):
         def __init__(self):
             self.done = 0
             self.started = time.monotonic()
+            self.view: LiveView | None = None
 
         def setup(self, **info):
             self.started = time.monotonic()
+            self.view = LiveView(total, concurrency, BoardReader(board).read if board else dict, show_view, self._block)
 
         def _line(self, text: str) -> None:
             elapsed = int(time.monotonic() - self.started)
             (log or print)(f"[{elapsed // 60:02d}:{elapsed % 60:02d}] {text}")
 
+        def _block(self, lines: list[str]) -> None:
+            self._line(lines[0])
+            for line in lines[1:]:
+                (log or print)(" " * 7 + line)
+
+        def on_step_end(self, iteration, trials, **info):
+            if self.view is not None:
+                self.view.tick()
+
+        def on_experiment_end(self, trials, **info):
+            clear_view()
+
         def on_trial_start(self, iteration, trials, trial, **info):
-            self._line(f"trial {trial.trial_id} started: {describe_config(trial.config, searched, conditions)}")
+            described = describe_config(trial.config, searched, conditions)
+            if self.view is not None:
+                self.view.trial_started(trial.trial_id, described)
+            self._line(f"trial {trial.trial_id} started: {described}")
 
         def on_trial_result(self, iteration, trials, trial, result, **info):
             extra = f", minDCF {result['min_dcf']:.4f}" if "min_dcf" in result else ""
             epoch = int(result["epoch"]) if "epoch" in result else "?"
+            if self.view is not None:
+                self.view.trial_result(trial.trial_id, result.get("eer"))
             self._line(f"trial {trial.trial_id} epoch {epoch}/{epochs}: {metric} {result[metric]:.4g}{extra}")
 
         def on_trial_complete(self, iteration, trials, trial, **info):
@@ -67,6 +94,8 @@ def progress_callback(total: int, epochs: int, searched: Sequence[str], conditio
             early = 0 < last < epochs
             if early and stopped_early is not None:
                 stopped_early(trial.trial_id)
+            if self.view is not None:
+                self.view.trial_ended(trial.trial_id, finished=not early)
             self._line(f"trial {trial.trial_id} {'stopped early by the scheduler' if early else 'done'} "
                        f"({self.done}/{total} trials)")
 
@@ -79,6 +108,8 @@ def progress_callback(total: int, epochs: int, searched: Sequence[str], conditio
 
         def on_trial_error(self, iteration, trials, trial, **info):
             self.done += 1
+            if self.view is not None:
+                self.view.trial_ended(trial.trial_id, finished=False)
             self._line(f"trial {trial.trial_id} FAILED ({self.done}/{total} trials); see {trial.local_path}/error.txt")
 
     return Progress()

@@ -48,7 +48,8 @@ def make_tuner(plan: Plan, resources: Resources, driver: DriverPlan, restore: bo
             callbacks=[progress.progress_callback(
                 plan.num_samples, epochs, plan.searched, plan.conditions, study.metric,
                 stopped_early=partial(mark_stopped_early, driver.tracking) if driver.tracking else None,
-                max_failures=driver.max_failures if driver.in_trial else None)],
+                max_failures=driver.max_failures if driver.in_trial else None,
+                board=driver.board, concurrency=resources.max_concurrent)],
             failure_config=tune.FailureConfig(max_failures=driver.max_failures if driver.in_trial else 0),
             verbose=0,
         ),

@@ -17,12 +17,14 @@ import ray.train.torch
 import ray.tune
 import torch
 
+from study.launch.live_board import BoardPoster
 from study.tracking.background import BackgroundRun
 from study.tracking.settings import TrialTracking
 from trainables.checkpoint import latest_checkpoint, read_checkpoint, read_scores, write_checkpoint
 from trainables.config import TrainConfig
 from trainables.data_paths import DataPaths
 from trainables.distributed import world
+from trainables.loop import evaluation_due
 from trainables.hooks import LocalCheckpoints
 
 
@@ -31,16 +33,19 @@ FLUSH_WAIT_S = 30.0
 
 
 class RayTrainHooks:
-    """Rank 0 reports each epoch with its checkpoint (and trial scores) and logs it to MLflow when `tracking`
-    is given; the other ranks report the metrics only. Resumes from the Train run's newest checkpoint, and
-    sends MLflow whatever epochs of its history the run lacks."""
+    """Rank 0 reports each epoch with its checkpoint (and trial scores), logs it to MLflow when `tracking`
+    is given and posts where it is to the launch's live-view board `board` (`study.launch.live_board`) when
+    given; the other ranks report the metrics only. Resumes from the Train run's newest checkpoint, and sends
+    MLflow whatever epochs of its history the run lacks."""
 
-    def __init__(self, tracking: TrialTracking | None):
+    def __init__(self, tracking: TrialTracking | None, board: str = "", trial_id: str = ""):
         self.tracking = tracking
         self.rank = world()[0]
         self.run: BackgroundRun | None = None
         self.history: list[dict[str, Any]] = []
         self.scores: dict[str, np.ndarray] | None = None
+        self.board = BoardPoster(board, trial_id) if board and self.rank == 0 else None
+        self.cfg: TrainConfig | None = None
 
     def device(self) -> torch.device:
         return ray.train.torch.get_device()
@@ -56,12 +61,22 @@ class RayTrainHooks:
         return state
 
     def start(self, cfg: TrainConfig, paths: DataPaths) -> None:
+        self.cfg = cfg
         if self.rank == 0 and self.tracking is not None:
             self.run = BackgroundRun(self.tracking, cfg, asdict(paths), self.history, self.scores)
+        if self.board is not None:
+            evaluated = [m["eer"] for m in self.history if "eer" in m]
+            self.board.start(cfg.epochs, len(self.history), evaluated[-1] if evaluated else None)
+
+    def step_end(self, epoch: int, step: int, steps: int, loss: float) -> None:
+        if self.board is not None and self.cfg is not None:
+            self.board.step(epoch, step, steps, loss, evaluation_due(self.cfg, epoch))
 
     def epoch_end(self, state: dict[str, Any], scores: dict[str, np.ndarray] | None, metrics: dict[str, Any]) -> str | None:
         if self.run is not None:
             self.run.log_epoch(metrics, scores)
+        if self.board is not None:
+            self.board.epoch_end(metrics)
         return self._report(state, scores, metrics)
 
     def end(self) -> None:
@@ -84,8 +99,8 @@ class InTrialHooks(RayTrainHooks):
     (share) Ray gave the trial, checkpoints in `folder` (the newest two kept; a retry or `--resume` continues from
     the newest), evaluated epochs reported to Tune; MLflow as for Ray Train workers."""
 
-    def __init__(self, tracking: TrialTracking | None, folder: Path, metric: str):
-        super().__init__(tracking)
+    def __init__(self, tracking: TrialTracking | None, folder: Path, metric: str, board: str = "", trial_id: str = ""):
+        super().__init__(tracking, board, trial_id)
         self.checkpoints = LocalCheckpoints(folder)
         self.metric = metric
 

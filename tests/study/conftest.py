@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
+import pty
 import shutil
+import struct
 import subprocess
 import sys
 import tempfile
+import termios
+import threading
 from pathlib import Path
 
 import pytest
@@ -40,16 +45,40 @@ def study_env(ray_tmp):
 
 class StudyProcess:
     """`python -m study.run ...` started in its own session and watched (`net`: its process tree's TCP
-    sockets off loopback); `stop()` ends it and every process it started, by pid."""
+    sockets off loopback); `stop()` ends it and every process it started, by pid. With `terminal` its output
+    goes to a pseudo-terminal (`columns` wide), copied to `log` as it comes."""
 
-    def __init__(self, args, cwd, env, log: Path):
+    def __init__(self, args, cwd, env, log: Path, terminal: bool = False, columns: int = 200):
         self.log = log
-        self.handle = open(log, "w")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "study.run", *args], cwd=cwd, env=env, stdout=self.handle,
-            stderr=subprocess.STDOUT, start_new_session=True,
-        )
+        self.reader: threading.Thread | None = None
+        if terminal:
+            self.handle = open(log, "wb")
+            master, slave = pty.openpty()
+            fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 50, columns, 0, 0))
+            self.proc = subprocess.Popen([sys.executable, "-m", "study.run", *args], cwd=cwd, env=env, stdout=slave,
+                                         stderr=slave, start_new_session=True)
+            os.close(slave)
+            self.reader = threading.Thread(target=self._copy, args=(master,), daemon=True)
+            self.reader.start()
+        else:
+            self.handle = open(log, "w")
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "study.run", *args], cwd=cwd, env=env, stdout=self.handle,
+                stderr=subprocess.STDOUT, start_new_session=True,
+            )
         self.net = NetWatch([self.proc.pid]).__enter__()
+
+    def _copy(self, master: int) -> None:
+        while True:
+            try:
+                data = os.read(master, 65536)
+            except OSError:  # every writer closed the terminal
+                data = b""
+            if not data:
+                break
+            self.handle.write(data)
+            self.handle.flush()
+        os.close(master)
 
     @property
     def pid(self) -> int:
@@ -59,11 +88,13 @@ class StudyProcess:
         try:
             return self.proc.wait(timeout=timeout)
         finally:
+            if self.reader is not None:
+                self.reader.join(timeout=10)
             self.handle.flush()
 
     def output(self) -> str:
         self.handle.flush()
-        return self.log.read_text()
+        return self.log.read_text(errors="replace")
 
     def kill(self) -> None:
         """SIGKILL the driver alone (as a crash would), leaving what it started to fend for itself."""
@@ -84,8 +115,9 @@ def start_study(tmp_path, study_env):
     """Start study subprocesses; each is stopped (with all it started) when the test ends, even on failure."""
     started: list[StudyProcess] = []
 
-    def start(*args, env=None, name="study") -> StudyProcess:
-        process = StudyProcess(list(args), tmp_path, env or study_env, tmp_path / f"{name}-{len(started)}.log")
+    def start(*args, env=None, name="study", terminal=False) -> StudyProcess:
+        process = StudyProcess(list(args), tmp_path, env or study_env, tmp_path / f"{name}-{len(started)}.log",
+                               terminal=terminal)
         started.append(process)
         return process
 

@@ -171,6 +171,7 @@ def test_the_loop_adds_the_floors_to_every_evaluated_epoch_computing_them_once(t
         def device(self): return None
         def restore(self): return None
         def start(self, cfg, paths): pass
+        def step_end(self, epoch, step, steps, loss): pass
         def epoch_end(self, state, scores, metrics): seen.append(dict(metrics))
         def end(self): pass
 

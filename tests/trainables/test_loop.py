@@ -74,6 +74,31 @@ def test_resume_gives_the_same_weights_as_training_straight_through(corpus, tmp_
     assert Path(latest_checkpoint(tmp_path / "a" / "checkpoints"), "scores.npz").is_file()
 
 
+class Steps(LocalCheckpoints):
+    """No checkpoints; every step_end and epoch_end call kept."""
+
+    def __init__(self):
+        super().__init__()
+        self.steps, self.epochs = [], []
+
+    def step_end(self, epoch, step, steps, loss):
+        self.steps.append((epoch, step, steps, loss))
+
+    def epoch_end(self, state, scores, metrics):
+        self.epochs.append(metrics)
+        return super().epoch_end(state, scores, metrics)
+
+
+def test_the_hooks_hear_every_step_with_the_loss_the_epoch_averages(corpus):
+    hooks = Steps()
+    train(tiny(corpus, epochs=2, eval_every=0), QUIET, hooks)
+    steps = hooks.steps[0][2]
+    assert steps > 1 and [(e, s, n) for e, s, n, _ in hooks.steps] == [(e, s, steps) for e in (0, 1) for s in range(1, steps + 1)]
+    for epoch, metrics in enumerate(hooks.epochs):
+        losses = [loss for e, _, _, loss in hooks.steps if e == epoch]
+        assert metrics["loss"] == pytest.approx(float(np.mean(losses)), rel=1e-6)
+
+
 def test_metrics_and_learning_rate_schedule(corpus, tmp_path):
     metrics = train(tiny(corpus, epochs=2, lr_decay=0.5), QUIET)
     assert metrics["epoch"] == 2 and metrics["epoch_lr"] == pytest.approx(0.5e-3)

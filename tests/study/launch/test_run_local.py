@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import time
 from dataclasses import fields
 
@@ -26,7 +27,7 @@ def child_runs(uri: str, study: str):
 @pytest.mark.slow
 def test_smoke_study_runs_every_trial_and_logs_it_to_mlflow(tmp_path, start_study):
     uri = f"sqlite:///{tmp_path}/store/mlflow.db"
-    process = start_study("smoke", "--storage", str(tmp_path / "results"), "--tracking-uri", uri)
+    process = start_study("smoke", "--storage", str(tmp_path / "results"), "--tracking-uri", uri, terminal=True)
     code = process.wait(timeout=600)
     output = process.output()
     left = process.stop()
@@ -36,6 +37,13 @@ def test_smoke_study_runs_every_trial_and_logs_it_to_mlflow(tmp_path, start_stud
     for noise in ("Configuration for experiment", "View detailed results here", "tensorboard --logdir",
                   "core_worker.cc", "Started a local Ray instance", "authentication_token_setup"):
         assert noise not in output, f"{noise!r} is Ray's, shown only with --verbose"
+    # On a terminal: the live view, redrawn in place under the event lines, gone before the summary; the
+    # workers' own epoch lines only with --verbose.
+    assert re.search(r"\d/2 done, \d running, \d pending; \d+:\d\d elapsed", output), output
+    assert re.search(r"  \w{8}  framework=\w+, margin=0\.\d.*  epoch [12]/2 .*loss \d+\.\d{3}  EER .*ETA \d+:\d\d", output)
+    assert re.search(r"\x1b\[\d+F\x1b\[J\[\d\d:\d\d\] trial \w{8} done", output), "event lines erase the view first"
+    assert " done, " not in output[output.index("study smoke:"):], "the view is cleared before the summary"
+    assert not re.search(r"\(train_driver pid=\d+\S*\) epoch", output), output
     assert left == [], f"processes still running after the study ended: {left}"
     assert process.net.connections > 0 and process.net.outside == set(), process.net.outside
     assert process.net.wildcard_listeners == set(), "nothing listens on every interface (IPv4 or IPv6)"
@@ -93,6 +101,7 @@ def test_resume_after_the_driver_is_killed_finishes_without_rerunning_or_duplica
     assert code == 0, output
     assert "resuming" in output
     assert "View detailed results here" in output, "--verbose shows what Ray and Tune print"
+    assert re.search(r"\(train_driver pid=\d+\S*\) epoch +\d/2  loss", output), "and the workers' epoch lines"
 
     children, parents = child_runs(uri, "smoke")
     assert len(parents) == 1, "the resumed launch must continue the same parent run"

@@ -48,16 +48,38 @@ def log_trial_encoder(launch: TrackingSettings, trial_id: str, checkpoint: str |
     if MODEL_TAG in run.data.tags:
         return run.data.tags[MODEL_TAG]
     embedder, cfg = load_embedder(checkpoint)
-    model_uri = log_embedder(launch.tracking_uri, run.info.run_id, embedder, cfg.epochs)
+    model_uri = log_embedder(launch.tracking_uri, run.info.run_id, embedder, cfg.epochs, dict(run.data.params))
+    link_scores(launch.tracking_uri, run.info.run_id, model_uri.removeprefix("models:/"))
     client(launch.tracking_uri).set_tag(run.info.run_id, MODEL_TAG, model_uri)
     return model_uri
 
 
-def log_embedder(tracking_uri: str, run_id: str, embedder: Embedder, step: int = 0) -> str:
-    """Log `embedder` as model `encoder` of run `run_id` (an MLflow 3 logged model whose source is the run, and a
-    model output of the run at `step`) without reopening the run: its status and end time stay as they are. Pip
-    requirements are given, not inferred (MLflow infers them by importing the model in a subprocess). The model
-    URI."""
+def link_scores(tracking_uri: str, run_id: str, model_id: str, keys: tuple[str, ...] = ("eer", "min_dcf")) -> None:
+    """Attach the run's final `keys` (the values already logged, same step and time) to the model, on the run's
+    evaluation dataset input (the trial list): the model page then shows its EER on that list."""
+    from mlflow.entities import Metric
+
+    store = client(tracking_uri)
+    run = store.get_run(run_id)
+    evaluation = [i.dataset for i in run.inputs.dataset_inputs
+                  if {t.key: t.value for t in i.tags}.get("mlflow.data.context") == "evaluation"]
+    dataset = {"dataset_name": evaluation[0].name, "dataset_digest": evaluation[0].digest} if evaluation else {}
+    linked = []
+    for key in keys:
+        history = store.get_metric_history(run_id, key)
+        if history:
+            last = max(history, key=lambda m: (m.step, m.timestamp))
+            linked.append(Metric(key, last.value, last.timestamp, last.step, model_id=model_id, run_id=run_id, **dataset))
+    if linked:
+        store.log_batch(run_id, metrics=linked)
+
+
+def log_embedder(tracking_uri: str, run_id: str, embedder: Embedder, step: int = 0,
+                 params: dict[str, str] | None = None) -> str:
+    """Log `embedder` as model `encoder` of run `run_id` (an MLflow 3 logged model whose source is the run, with
+    `params`, and a model output of the run at `step`) without reopening the run: its status and end time stay as
+    they are. Pip requirements are given, not inferred (MLflow infers them by importing the model in a
+    subprocess). The model URI."""
     import mlflow.pytorch  # heavy: only when a trial finishes
     from mlflow.entities import LoggedModelOutput
 
@@ -65,7 +87,8 @@ def log_embedder(tracking_uri: str, run_id: str, embedder: Embedder, step: int =
     experiment_id = store.get_run(run_id).info.experiment_id
     example = input_example(embedder.sample_rate)
     dim = int(embedder(torch.from_numpy(example)).shape[-1])
-    model = store.create_logged_model(experiment_id, name=MODEL_NAME, source_run_id=run_id, model_type=MODEL_TYPE)
+    model = store.create_logged_model(experiment_id, name=MODEL_NAME, source_run_id=run_id, model_type=MODEL_TYPE,
+                                      params=params)
     try:
         with tempfile.TemporaryDirectory() as tmp:
             mlflow.pytorch.save_model(embedder, f"{tmp}/{MODEL_NAME}", signature=signature(dim), input_example=example,

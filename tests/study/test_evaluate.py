@@ -48,7 +48,7 @@ def smoke(tmp_path_factory):
     return uri, runs, default_cache_dir() / corpus_dir_name()
 
 
-def test_each_trial_logs_its_encoder_as_a_model_that_embeds_like_its_checkpoint(smoke):
+def test_each_trial_logs_its_encoder_as_a_model_that_embeds_like_its_checkpoint_with_its_scores(smoke):
     uri, runs, _ = smoke
     wave = torch.from_numpy(input_example(16000))  # (1, 16000)
     for run in runs:
@@ -61,6 +61,11 @@ def test_each_trial_logs_its_encoder_as_a_model_that_embeds_like_its_checkpoint(
         model = mlflow.models.get_model_info(model_uri)
         assert list(model.signature.inputs.to_dict()[0]["tensor-spec"]["shape"]) == [-1, -1]
         assert model.saved_input_example_info is not None
+        logged = MlflowClient(uri).get_logged_model(model_uri.removeprefix("models:/"))
+        assert logged.params == run.data.params and logged.source_run_id == run.info.run_id
+        scores = {m.key: (m.value, m.dataset_name) for m in logged.metrics}
+        assert scores == {"eer": (run.data.metrics["eer"], TRIALS), "min_dcf": (run.data.metrics["min_dcf"], TRIALS)}
+        assert len(MlflowClient(uri).get_metric_history(run.info.run_id, "eer")) == 2, "the run's history unchanged"
 
 
 def test_each_trial_run_has_its_lists_as_dataset_inputs_and_system_metrics(smoke):

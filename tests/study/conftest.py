@@ -12,6 +12,7 @@ import sys
 import tempfile
 import termios
 import threading
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -131,6 +132,41 @@ def run_study(start_study, *args, timeout: float = 600, env=None) -> tuple[int, 
     process = start_study(*args, env=env)
     code = process.wait(timeout)
     return code, process.output()
+
+
+@dataclass
+class SmokeStudy:
+    """A finished `python -m study.run smoke` on a terminal: its exit status, console output, what was still
+    running after it ended, its network watch, and where its MLflow store and results are."""
+
+    code: int
+    output: str
+    left: list[str]
+    net: NetWatch
+    uri: str
+    folder: Path
+
+
+@pytest.fixture(scope="session")
+def smoke_study(tmp_path_factory) -> SmokeStudy:
+    """The smoke study run once per test session (local Ray, SQLite store, the embedded corpus), on a
+    pseudo-terminal as a user would run it; the tests that read its console, runs, models and checkpoints share
+    it."""
+    folder = tmp_path_factory.mktemp("smoke")
+    ray_tmp = tempfile.mkdtemp(prefix="ms", dir="/tmp")
+    env = {k: v for k, v in os.environ.items() if k not in ("MLFLOW_TRACKING_URI", "RAY_ADDRESS")}
+    env.update(PYTHONPATH=os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p),
+               RAY_TMPDIR=ray_tmp, RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER="0")
+    uri = f"sqlite:///{folder}/store/mlflow.db"
+    process = StudyProcess(["smoke", "--storage", str(folder / "results"), "--tracking-uri", uri], folder, env,
+                           folder / "study.log", terminal=True)
+    try:
+        code = process.wait(600)
+        output = process.output()
+    finally:
+        left = process.stop()
+        shutil.rmtree(ray_tmp, ignore_errors=True)
+    return SmokeStudy(code, output, left, process.net, uri, folder)
 
 
 @pytest.fixture

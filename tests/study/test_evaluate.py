@@ -4,9 +4,6 @@ lists and logs them to the run; `study.embed` turns audio files into embeddings.
 
 from __future__ import annotations
 
-import os
-import shutil
-import tempfile
 
 import mlflow
 import mlflow.pytorch
@@ -18,7 +15,6 @@ from mlflow.tracking import MlflowClient
 from study.embed import main as embed_main
 from study.evaluate import main as evaluate_main
 from study.tracking.models import MODEL_NAME, MODEL_TAG, input_example
-from tests.study.conftest import REPO, StudyProcess
 from trainables.corpus import TRIALS, default_cache_dir, corpus_dir_name
 from trainables.embedder import embed_files, load_embedder
 from trainables.metrics import eer
@@ -27,22 +23,10 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def smoke(tmp_path_factory):
-    """The smoke study run once: (tracking URI, its two finished child runs, the embedded corpus's root)."""
-    folder = tmp_path_factory.mktemp("smoke")
-    ray_tmp = tempfile.mkdtemp(prefix="ms", dir="/tmp")
-    env = {k: v for k, v in os.environ.items() if k not in ("MLFLOW_TRACKING_URI", "RAY_ADDRESS")}
-    env.update(PYTHONPATH=os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p),
-               RAY_TMPDIR=ray_tmp, RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER="0")
-    uri = f"sqlite:///{folder}/mlflow.db"
-    process = StudyProcess(["smoke", "--storage", str(folder / "results"), "--tracking-uri", uri], folder, env,
-                           folder / "study.log")
-    try:
-        code = process.wait(600)
-    finally:
-        process.stop()
-        shutil.rmtree(ray_tmp, ignore_errors=True)
-    assert code == 0, process.output()[-5000:]
+def smoke(smoke_study):
+    """The session's smoke study: (tracking URI, its two finished child runs, the embedded corpus's root)."""
+    assert smoke_study.code == 0, smoke_study.output[-5000:]
+    uri = smoke_study.uri
     mlflow.set_tracking_uri(uri)
     runs = mlflow.search_runs(experiment_names=["smoke"], filter_string="tags.trial_id != ''", output_format="list")
     return uri, runs, default_cache_dir() / corpus_dir_name()

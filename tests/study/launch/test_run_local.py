@@ -25,13 +25,9 @@ def child_runs(uri: str, study: str):
 
 
 @pytest.mark.slow
-def test_smoke_study_runs_every_trial_and_logs_it_to_mlflow(tmp_path, start_study):
-    uri = f"sqlite:///{tmp_path}/store/mlflow.db"
-    process = start_study("smoke", "--storage", str(tmp_path / "results"), "--tracking-uri", uri, terminal=True)
-    code = process.wait(timeout=600)
-    output = process.output()
-    left = process.stop()
-    assert code == 0, output
+def test_smoke_study_runs_every_trial_and_logs_it_to_mlflow(smoke_study, tmp_path):
+    uri, output, left = smoke_study.uri, smoke_study.output, smoke_study.left
+    assert smoke_study.code == 0, output
     assert "no dataset given: using the embedded corpus" in output
     assert f"mlflow ui --backend-store-uri {uri}" in output
     for noise in ("Configuration for experiment", "View detailed results here", "tensorboard --logdir",
@@ -45,8 +41,8 @@ def test_smoke_study_runs_every_trial_and_logs_it_to_mlflow(tmp_path, start_stud
     assert " done, " not in output[output.index("study smoke:"):], "the view is cleared before the summary"
     assert not re.search(r"\(train_driver pid=\d+\S*\) epoch", output), output
     assert left == [], f"processes still running after the study ended: {left}"
-    assert process.net.connections > 0 and process.net.outside == set(), process.net.outside
-    assert process.net.wildcard_listeners == set(), "nothing listens on every interface (IPv4 or IPv6)"
+    assert smoke_study.net.connections > 0 and smoke_study.net.outside == set(), smoke_study.net.outside
+    assert smoke_study.net.wildcard_listeners == set(), "nothing listens on every interface (IPv4 or IPv6)"
 
     study = load("smoke")
     children, parents = child_runs(uri, "smoke")
@@ -83,7 +79,7 @@ def test_smoke_study_runs_every_trial_and_logs_it_to_mlflow(tmp_path, start_stud
         scores = np.load(client.download_artifacts(run_id, "scores.npz", str(tmp_path)))
         assert scores["scores"].shape == scores["labels"].shape and set(np.unique(scores["labels"])) == {0, 1}
         reference = json.loads(open(client.download_artifacts(run_id, "checkpoint.json", str(tmp_path))).read())
-        assert reference["checkpoint"].startswith(str(tmp_path / "results"))
+        assert reference["checkpoint"].startswith(str(smoke_study.folder / "results"))
 
 
 @pytest.mark.slow

@@ -323,21 +323,23 @@ def report(plan: Plan, driver, parent_run_id: str, result_grid, started: float) 
     """Close runs the workers could not close, print the summary, close the parent run; exit status."""
     study = plan.study
     trials = progress.outcomes(result_grid, plan.base["epochs"])
+    where = {
+        "results": f"{plan.storage}/{plan.experiment}",
+        "mlflow": f"{plan.tracking_uri}, experiment '{study.name}', parent run {parent_run_id}",
+        "browse": store.ui_command(plan.tracking_uri),
+    }
+    text = progress.summary(study.name, trials, plan.searched, plan.conditions, study.metric, study.mode,
+                            study.references, time.monotonic() - started, where)
     try:
-        failed, top = close_launch(plan, driver, parent_run_id, trials)
+        failed, top = close_launch(plan, driver, parent_run_id, trials, text)
     finally:
-        where = {
-            "results": f"{plan.storage}/{plan.experiment}",
-            "mlflow": f"{plan.tracking_uri}, experiment '{study.name}', parent run {parent_run_id}",
-            "browse": store.ui_command(plan.tracking_uri),
-        }
-        print(progress.summary(study.name, trials, plan.searched, plan.conditions, study.metric, study.mode,
-                               study.references, time.monotonic() - started, where))
+        print(text)
     return 1 if failed or top is None else 0
 
 
-def close_launch(plan: Plan, driver, parent_run_id: str, trials) -> tuple[bool, Any]:
-    """Close the runs the workers could not and the parent run with the summary metrics; (any failed, best)."""
+def close_launch(plan: Plan, driver, parent_run_id: str, trials, summary: str) -> tuple[bool, Any]:
+    """Close the runs the workers could not, and the parent run with the summary metrics and, as artifacts, the
+    `summary` text and the trials table; (any failed, best)."""
     study = plan.study
     top = progress.best(trials, study.metric, study.mode)
     summary_metrics = {"trials": len(trials), "failed_trials": sum(t.error is not None for t in trials)}
@@ -354,6 +356,8 @@ def close_launch(plan: Plan, driver, parent_run_id: str, trials) -> tuple[bool, 
                 runs.close_trial_run(driver.tracking, trial.trial_id, "FAILED", {runs.ERROR_TAG: trial.error})
             elif trial.stopped_early:
                 runs.mark_stopped_early(driver.tracking, trial.trial_id)
+        runs.log_launch_summary(plan.tracking_uri, parent_run_id, summary,
+                                progress.trials_csv(trials, plan.searched, study.metric))
         runs.finish_parent_run(plan.tracking_uri, parent_run_id, summary_metrics,
                                status="FAILED" if failed else "FINISHED")
     except Exception as error:  # the tracking server is down (MLflow raises several types)

@@ -3,6 +3,8 @@ final summary."""
 
 from __future__ import annotations
 
+import csv
+import io
 import math
 import time
 from dataclasses import dataclass
@@ -172,6 +174,19 @@ def summary(
         lines.append("no trial reported " + metric)
     lines += [f"{key:<8}{value}" for key, value in where.items()]
     return "\n".join(lines)
+
+
+def trials_csv(trials: Sequence[TrialOutcome], searched: Sequence[str], metric: str) -> str:
+    """The trials as CSV: trial_id, the searched values, state (finished, stopped early, failed, unfinished),
+    epochs done, `metric`, min_dcf, error."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(["trial_id", *searched, "state", "epochs", metric, "min_dcf", "error"])
+    for t in trials:
+        state = "failed" if t.error else "finished" if t.finished else "stopped early" if t.stopped_early else "unfinished"
+        writer.writerow([t.trial_id, *(t.config.get(name, "") for name in searched), state, t.metrics.get("epoch", ""),
+                         t.metrics.get(metric, ""), t.metrics.get("min_dcf", ""), t.error or ""])
+    return out.getvalue()
 
 
 def _finite(value: Any) -> bool:

@@ -38,6 +38,10 @@ ATTEMPT_TAGS = {STATE_TAG, ERROR_TAG}
 CONFIG_ARTIFACT = "config.json"
 SCORES_ARTIFACT = "scores.npz"
 CHECKPOINT_ARTIFACT = "checkpoint.json"
+SUMMARY_ARTIFACT = "summary.txt"
+"""The parent run's copy of the launch's console summary."""
+TRIALS_ARTIFACT = "trials.csv"
+"""The parent run's table of the launch's trials (`study.launch.progress.trials_csv`)."""
 
 
 def start_parent_run(uri: str, experiment_id: str, name: str, tags: Mapping[str, str], params: Mapping[str, Any]) -> str:
@@ -56,6 +60,13 @@ def finish_parent_run(uri: str, run_id: str, metrics: Mapping[str, float], statu
     if values:
         mlflow_client.log_batch(run_id, metrics=values)
     mlflow_client.set_terminated(run_id, status=status)
+
+
+def log_launch_summary(uri: str, run_id: str, summary: str, trials_csv: str) -> None:
+    """The launch's console summary (`summary.txt`) and its trials table (`trials.csv`) on its parent run."""
+    mlflow_client = client(uri)
+    mlflow_client.log_text(run_id, summary + "\n", SUMMARY_ARTIFACT)
+    mlflow_client.log_text(run_id, trials_csv, TRIALS_ARTIFACT)
 
 
 def find_trial_run(tracking: TrackingSettings, trial_id: str):

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
-from study.launch.progress import TrialOutcome, progress_callback, summary
+import csv
+import io
+
+from study.launch.progress import TrialOutcome, progress_callback, summary, trials_csv
 
 
 def trial(trial_id: str, epoch: int | None):
@@ -32,3 +35,14 @@ def test_the_summary_counts_finished_stopped_early_and_failed_trials():
     assert "3 trial(s) in 1.0 min (1 finished, 1 stopped early, 1 failed)" in text
     assert "best trial b: EER 20.000, minDCF 0.9000 (margin=0.2)" in text
     assert "FAILED ray.exceptions.ActorDiedError: The actor died" in text
+
+
+def test_the_trials_table_has_a_row_per_trial_with_its_searched_values_state_and_scores():
+    trials = [TrialOutcome("a", {"margin": 0.1, "seed": 1}, {"epoch": 3, "eer": 30.0}, None, 8),
+              TrialOutcome("b", {"margin": 0.2, "seed": 1}, {"epoch": 8, "eer": 20.0, "min_dcf": 0.9}, None, 8),
+              TrialOutcome("c", {"margin": 0.3, "seed": 1}, {}, "ActorDiedError: The actor died", 8)]
+    rows = list(csv.DictReader(io.StringIO(trials_csv(trials, ["margin"], "eer"))))
+    assert list(rows[0]) == ["trial_id", "margin", "state", "epochs", "eer", "min_dcf", "error"]
+    assert [(r["trial_id"], r["margin"], r["state"], r["eer"]) for r in rows] == [
+        ("a", "0.1", "stopped early", "30.0"), ("b", "0.2", "finished", "20.0"), ("c", "0.3", "failed", "")]
+    assert rows[1]["min_dcf"] == "0.9" and rows[2]["error"] == "ActorDiedError: The actor died"

@@ -9,6 +9,7 @@ from dataclasses import fields
 
 import mlflow
 import numpy as np
+import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 
@@ -66,6 +67,12 @@ def test_smoke_study_runs_every_trial_and_logs_it_to_mlflow(smoke_study, tmp_pat
     assert (children["metrics.min_dcf"] >= 0).all()
     best = parents.iloc[0]["metrics.best_eer"]
     assert best == pytest.approx(children["metrics.eer"].min())
+    parent_id = parents.iloc[0]["run_id"]
+    summary = open(MlflowClient(uri).download_artifacts(parent_id, "summary.txt", str(tmp_path))).read()
+    assert summary.startswith("study smoke: 2 trial(s)") and f"EER {best:.3f}" in summary
+    table = pd.read_csv(MlflowClient(uri).download_artifacts(parent_id, "trials.csv", str(tmp_path)), dtype={"trial_id": str})
+    logged = dict(zip(children["tags.trial_id"], children["metrics.eer"]))
+    assert set(table["state"]) == {"finished"} and dict(zip(table["trial_id"], table["eer"])) == pytest.approx(logged)
 
     client = MlflowClient(uri)
     for run_id in children["run_id"]:

@@ -74,7 +74,7 @@ def test_sigint_and_sigterm_stop_resumably_and_resume_finishes_every_epoch(tmp_p
             assert (run.info.status, run.data.tags.get("state")) == ("KILLED", "interrupted"), run.data.tags
             assert "stopped_early" not in run.data.tags
 
-    code, output = run_study(start_study, *args, "--resume", timeout=600)
+    code, output = run_study(start_study, *args, "--resume", "--verbose", timeout=600)  # with the workers' lines
     assert code == 0, output
     assert "resumed from epoch" in output
     assert_complete(uri, trials=2, epochs=epochs)
@@ -87,7 +87,8 @@ def test_a_killed_train_worker_is_restarted_from_its_checkpoint_and_the_search_g
     uri = f"sqlite:///{tmp_path}/mlflow.db"
     workers_per_trial = ["--workers-per-trial", "2"] if ddp else []
     process = start_study("smoke", "--set", f"epochs={EPOCHS}", "--max-concurrent", "1", "--max-failures", "1",
-                          *workers_per_trial, "--storage", str(tmp_path / "results"), "--tracking-uri", uri)
+                          *workers_per_trial, "--storage", str(tmp_path / "results"), "--tracking-uri", uri,
+                          "--verbose")  # the workers' own lines name their processes
     wait_for(process, rf"trial \w+ epoch 1/{EPOCHS}")
     # rank 0's epoch line names its process: a Ray Train worker, or (single worker) the Tune trial process itself
     kind, pid = re.search(r"\((\w+) pid=(\d+)\) epoch +1/", process.output()).groups()
@@ -97,7 +98,7 @@ def test_a_killed_train_worker_is_restarted_from_its_checkpoint_and_the_search_g
     code = process.wait(timeout=600)
     output = process.output()
     assert code == 0, output
-    failures = [line for line in output.splitlines() if "worker failed" in line]
+    failures = [line for line in output.splitlines() if re.search(r"\btrial \w+: worker failed", line)]  # ours
     assert len(failures) == 1 and "restarting from its last checkpoint (retry 1 of 1)" in failures[0], failures
     assert "\x1b[" not in output, "no colour codes in a log file"
     assert "resumed from epoch" in output

@@ -235,7 +235,7 @@ def study_figures(name: str, uri: str | None, out: str | Path, launch: str | Non
     if histories and max(len(h) for _, h in histories) > 1:
         paths += save(learning_curves(histories, f"{name}: EER per epoch"), f"{name}_learning_curves")
     elif histories := _histories(runs, "loss"):  # EER evaluated once per run: a curve needs the loss
-        figure = learning_curves(histories, f"{name}: training loss per epoch (EER was evaluated at the end only)",
+        figure = learning_curves(histories, f"{name}: training loss per epoch\n(EER was evaluated at the end only)",
                                  "training loss", log_scale=True)
         paths += save(figure, f"{name}_learning_curves")
     if log:

@@ -61,7 +61,7 @@ class BoardPoster:
             self.board = ray.get_actor(name, namespace=NAMESPACE) if name else None
         except ValueError:  # no such actor
             self.board = None
-        self.epochs = self.done_before = 0
+        self.epochs = 0
         self.started = self.last_post = 0.0
         self.steps_done = self.steps = 0
         self.eer: float | None = None
@@ -69,7 +69,7 @@ class BoardPoster:
 
     def start(self, epochs: int, epochs_done: int, eer: float | None) -> None:
         """Training starts (or resumes after `epochs_done` epochs)."""
-        self.epochs, self.done_before, self.eer = epochs, epochs_done, eer
+        self.epochs, self.eer = epochs, eer
         self.started = self.clock()
         self._post({"epoch": epochs_done + 1, "epochs": epochs, "step": 0, "steps": 0, "phase": "starting"})
 

@@ -38,8 +38,10 @@ def board_name(experiment: str) -> str:
 
 
 def open_board(name: str):
-    """Start (or find) the launch's board; it ends with the driver's Ray job."""
-    return ProgressBoard.options(name=name, namespace=NAMESPACE, get_if_exists=True).remote()
+    """Start (or find) the launch's board on the head node, beside the driver (losing another node does not lose
+    it); it ends with the driver's Ray job."""
+    return ProgressBoard.options(name=name, namespace=NAMESPACE, get_if_exists=True,
+                                 resources={"node:__internal_head__": 0.001}).remote()
 
 
 def close_board(board) -> None:

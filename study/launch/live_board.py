@@ -67,7 +67,7 @@ class BoardPoster:
         self.started = self.last_post = 0.0
         self.steps_done = self.steps = 0
         self.eer: float | None = None
-        self.losses: list[float] = []
+        self.loss_sum = 0.0  # the sum of this epoch's step losses so far
 
     def start(self, epochs: int, epochs_done: int, eer: float | None) -> None:
         """Training starts (or resumes after `epochs_done` epochs)."""
@@ -79,15 +79,15 @@ class BoardPoster:
         """0-based `epoch`, its 1-based `step` of `steps` done with `loss`; `evaluating_next`: the epoch's last
         step comes before an evaluation."""
         if step == 1:
-            self.losses = []
-        self.losses.append(loss)
+            self.loss_sum = 0.0
+        self.loss_sum += loss
         self.steps_done += 1
         self.steps = steps
         last = step == steps
         if not last and self.clock() - self.last_post < POST_EVERY_S:
             return
         self._post({"epoch": epoch + 1, "epochs": self.epochs, "step": step, "steps": steps,
-                    "loss": sum(self.losses) / len(self.losses), "eta_s": self._eta((self.epochs - epoch) * steps - step),
+                    "loss": self.loss_sum / step, "eta_s": self._eta((self.epochs - epoch) * steps - step),
                     "phase": "evaluating" if last and evaluating_next else "training"})
 
     def epoch_end(self, metrics: dict[str, Any]) -> None:

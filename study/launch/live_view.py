@@ -30,6 +30,11 @@ class LiveView:
         self.shown_at = -math.inf
         self.logged: list[str] = []
 
+    @property
+    def pending(self) -> int:
+        """Trials not started yet."""
+        return max(self.total - self.done - len(self.running), 0)
+
     def trial_started(self, trial_id: str, described: str) -> None:
         self.running[trial_id] = (described, self.clock())
 
@@ -61,8 +66,7 @@ class LiveView:
     def lines(self, posts: Mapping[str, dict[str, Any]], now: float) -> list[str]:
         """The header and one line per running trial, searched values aligned."""
         etas = {t: p["eta_s"] for t, p in posts.items() if t in self.running and p.get("eta_s") is not None}
-        pending = max(self.total - self.done - len(self.running), 0)
-        header = (f"{self.done}/{self.total} done, {len(self.running)} running, {pending} pending; "
+        header = (f"{self.done}/{self.total} done, {len(self.running)} running, {self.pending} pending; "
                   f"{clock_time(now - self.started)} elapsed")
         left = self.time_left(etas, now)
         if left is not None:
@@ -75,7 +79,7 @@ class LiveView:
     def time_left(self, etas: Mapping[str, float], now: float) -> float | None:
         """Until the last trial ends: the running trials' ETAs, then the pending trials, each lasting the mean
         duration of the finished ones (or the running ones' projected durations), on `concurrency` slots."""
-        pending = self.total - self.done - len(self.running)
+        pending = self.pending
         projected = [now - self.running[t][1] + eta for t, eta in etas.items()]
         typical = self.durations or projected
         if len(etas) < len(self.running) or (pending and not typical):

@@ -49,18 +49,18 @@ def log_trial_encoder(launch: TrackingSettings, trial_id: str, checkpoint: str |
         return run.data.tags[MODEL_TAG]
     embedder, cfg = load_embedder(checkpoint)
     model_uri = log_embedder(launch.tracking_uri, run.info.run_id, embedder, cfg.epochs, dict(run.data.params))
-    link_scores(launch.tracking_uri, run.info.run_id, model_uri.removeprefix("models:/"))
+    link_scores(launch.tracking_uri, run, model_uri.removeprefix("models:/"))
     client(launch.tracking_uri).set_tag(run.info.run_id, MODEL_TAG, model_uri)
     return model_uri
 
 
-def link_scores(tracking_uri: str, run_id: str, model_id: str, keys: tuple[str, ...] = ("eer", "min_dcf")) -> None:
-    """Attach the run's final `keys` (the values already logged, same step and time) to the model, on the run's
-    evaluation dataset input (the trial list): the model page then shows its EER on that list."""
+def link_scores(tracking_uri: str, run, model_id: str, keys: tuple[str, ...] = ("eer", "min_dcf")) -> None:
+    """Attach the final `keys` of `run` (an MLflow Run: the values already logged, same step and time) to the
+    model, on the run's evaluation dataset input (the trial list): the model page then shows its EER on that list."""
     from mlflow.entities import Metric
 
     store = client(tracking_uri)
-    run = store.get_run(run_id)
+    run_id = run.info.run_id
     evaluation = [i.dataset for i in run.inputs.dataset_inputs
                   if {t.key: t.value for t in i.tags}.get("mlflow.data.context") == "evaluation"]
     dataset = {"dataset_name": evaluation[0].name, "dataset_digest": evaluation[0].digest} if evaluation else {}

@@ -233,7 +233,7 @@ def start_trial_run(trial: TrialTracking, cfg: TrainConfig, paths: Mapping[str, 
             _log_params(mlflow_client, run_id, cfg.to_dict())
         if CONFIG_ARTIFACT not in {a.path for a in mlflow_client.list_artifacts(run_id)}:
             _log_config(mlflow_client, run_id, cfg, paths)
-        if not mlflow_client.get_run(run_id).inputs.dataset_inputs:
+        if not found.inputs.dataset_inputs:
             mlflow_client.log_inputs(run_id, datasets=dataset_inputs(paths, list_digests))
         history = mlflow_client.get_metric_history(run_id, "epoch")
         last_epoch = int(max((m.value for m in history), default=0))

@@ -16,10 +16,10 @@ LOG_EVERY_S = 30.0
 class LiveView:
     """What the launch's progress callback knows of its trials, with the positions the trials post
     (`study.launch.live_board`), turned into lines for `show` (returns False when it cannot redraw in place:
-    the lines are then printed with `log`)."""
+    the lines are then handed to `log` as one block)."""
 
     def __init__(self, total: int, concurrency: int, read_posts: Callable[[], Mapping[str, dict[str, Any]]],
-                 show: Callable[[list[str]], bool], log: Callable[[str], None], clock: Callable[[], float] = time.monotonic):
+                 show: Callable[[list[str]], bool], log: Callable[[list[str]], None], clock: Callable[[], float] = time.monotonic):
         self.total, self.concurrency = total, max(concurrency, 1)
         self.read_posts, self.show, self.log, self.clock = read_posts, show, log, clock
         self.started = clock()
@@ -59,8 +59,7 @@ class LiveView:
             self.shown_at = now
             return
         if now - self.shown_at >= LOG_EVERY_S and lines[1:] != self.logged[1:]:
-            for line in lines:
-                self.log(line)
+            self.log(lines)
             self.shown_at, self.logged = now, lines
 
     def lines(self, posts: Mapping[str, dict[str, Any]], now: float) -> list[str]:

@@ -103,6 +103,8 @@ def test_resume_after_the_driver_is_killed_finishes_without_rerunning_or_duplica
     code, output = run_study(start_study, *args, "--resume", "--verbose", timeout=600)
     assert code == 0, output
     assert "resuming" in output
+    # Without a terminal the live view is logged as a block, its header on one stamped line.
+    assert re.search(r"^\[\d\d:\d\d\] \d/3 done, \d running, \d pending; \d+:\d\d elapsed", output, re.M), output
     assert "View detailed results here" in output, "--verbose shows what Ray and Tune print"
     assert re.search(r"\(train_driver pid=\d+\S*\) epoch +\d/2  loss", output), "and the workers' epoch lines"
 

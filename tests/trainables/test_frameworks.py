@@ -10,6 +10,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from trainables.frameworks import MoCo, SimCLR
+from trainables.frameworks.moco import KEY_BN_GROUP
 from trainables.nt_xent_am import moco_cosines, nt_xent_am, simclr_cosines
 
 
@@ -58,6 +59,27 @@ def test_moco_queue_is_fifo_and_key_encoder_is_ema():
         model(torch.randn(6, 4, 5), 0.1, 0.2)
         model.after_step()
     assert int(model.queue_ptr) == (3 + 3 + 3) % 8
+
+
+def test_moco_key_batch_norm_statistics_come_from_random_groups_not_the_query_batch():
+    """A batch of 4 groups' worth of views: each key is the key encoder on its own random group (batch norm
+    statistics of that group), not on the whole batch the queries see; a batch under two groups is one group."""
+    torch.manual_seed(0)
+    enc = nn.Sequential(nn.Flatten(), nn.Linear(4 * 5, 8), nn.BatchNorm1d(8))
+    model = MoCo(enc, queue_size=256, momentum=0.9, dim=8)
+    x = torch.randn(4 * KEY_BN_GROUP, 4, 5)
+    torch.manual_seed(1)
+    keys = model._keys(x)
+    torch.manual_seed(1)
+    order = torch.randperm(len(x))
+    expected = torch.empty_like(keys)
+    for group in order.tensor_split(4):
+        expected[group] = F.normalize(model.key_encoder(x[group]), dim=-1)
+    torch.testing.assert_close(keys, expected)
+    whole = F.normalize(model.key_encoder(x), dim=-1)
+    assert (keys - whole).abs().max() > 1e-2, "the whole batch's statistics would give other keys"
+    small = x[: 2 * KEY_BN_GROUP - 1]
+    torch.testing.assert_close(model._keys(small), F.normalize(model.key_encoder(small), dim=-1))
 
 
 def _free_port():

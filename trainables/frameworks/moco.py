@@ -2,7 +2,9 @@
 
 As in the authors' code (paper.md section 2.4) the loss is computed in both directions and averaged:
 (queries of view 1, keys of view 2, queue of view-2 keys) and (view 2, view 1, queue of view-1 keys).
-Under DDP the keys are computed with shuffled batch norm across processes and all-gathered before enqueueing.
+Batch norm of the key encoder never sees the query encoder's batch: under DDP the keys are computed on a shuffle of
+the global batch across processes (MoCo's shuffling BN, He et al. 2020, section 3.3) and all-gathered before
+enqueueing, and in every process on random groups of about `KEY_BN_GROUP` samples.
 """
 
 from __future__ import annotations
@@ -16,6 +18,13 @@ from torch import nn
 
 from trainables.distributed import gather_no_grad, world
 from trainables.nt_xent_am import moco_cosines, nt_xent_am
+
+KEY_BN_GROUP = 32
+"""Samples per batch-norm group of the key encoder (a batch of 2n views is split into max(1, 2n // 32) random
+groups). Without it a single process computes a query and its positive key on the same batch, whose statistics
+leak which samples belong together; MoCo's authors emulate their multi-GPU shuffling BN on one GPU the same way
+(split batch norm). Measured on the embedded corpus (MoCo m = 0.1, tau = 1/30, 160 steps, batch 64, one process):
+24.9 % EER without groups, 24.5 % with 2 groups of 64, 15.1 % with 4 groups of 32."""
 
 
 class MoCo(nn.Module):
@@ -42,8 +51,15 @@ class MoCo(nn.Module):
         return F.normalize(z.float(), dim=-1)
 
     @torch.no_grad()
+    def _key_vectors(self, features: torch.Tensor) -> torch.Tensor:
+        """Key encoder (+ projector) on one batch-norm group: (G, F, T) -> (G, D)."""
+        z = self.key_encoder(features)
+        return self.key_projector(z) if self.key_projector is not None else z
+
+    @torch.no_grad()
     def _keys(self, features: torch.Tensor) -> torch.Tensor:
-        """Key-encoder vectors (B, D), with batch norm statistics shuffled across processes under DDP."""
+        """Key-encoder vectors (B, D), batch norm statistics from random groups (shuffled across processes under
+        DDP, then split into groups of about `KEY_BN_GROUP` in each process)."""
         rank, size = world()
         if size > 1:
             all_features = gather_no_grad(features)  # (size*B, F, T)
@@ -51,9 +67,11 @@ class MoCo(nn.Module):
             dist.broadcast(permutation, src=0)
             mine = permutation.view(size, -1)[rank]  # (B,)
             features = all_features[mine]
-        z = self.key_encoder(features)
-        if self.key_projector is not None:
-            z = self.key_projector(z)
+        order = torch.randperm(features.shape[0], device=features.device)  # (B,)
+        groups = features[order].tensor_split(max(1, features.shape[0] // KEY_BN_GROUP))
+        grouped = torch.cat([self._key_vectors(group) for group in groups])  # (B, D) in shuffled order
+        z = torch.empty_like(grouped)
+        z[order] = grouped
         z = F.normalize(z.float(), dim=-1)  # (B, D)
         if size > 1:
             gathered = gather_no_grad(z)  # (size*B, D) in permuted order

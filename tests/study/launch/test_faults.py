@@ -89,9 +89,12 @@ def test_a_killed_train_worker_is_restarted_from_its_checkpoint_and_the_search_g
     process = start_study("smoke", "--set", f"epochs={EPOCHS}", "--max-concurrent", "1", "--max-failures", "1",
                           *workers_per_trial, "--storage", str(tmp_path / "results"), "--tracking-uri", uri,
                           "--verbose")  # the workers' own lines name their processes
-    wait_for(process, rf"trial \w+ epoch 1/{EPOCHS}")
-    # rank 0's epoch line names its process: a Ray Train worker, or (single worker) the Tune trial process itself
-    kind, pid = re.search(r"\((\w+) pid=(\d+)\) epoch +1/", process.output()).groups()
+    wait_for(process, rf"trial \w+ epoch 1/{EPOCHS}")  # epoch 1 reported: its checkpoint is saved
+    # rank 0's epoch line names its process: a Ray Train worker, or (single worker) the Tune trial process itself.
+    # Waited for too: Ray forwards a worker's lines asynchronously, sometimes after Tune's event for that epoch.
+    own_epoch_line = r"\((\w+) pid=(\d+)\) epoch +1/"
+    wait_for(process, own_epoch_line)
+    kind, pid = re.search(own_epoch_line, process.output()).groups()
     assert kind == ("RayTrainWorker" if ddp else "train_driver"), kind
     assert int(pid) in descendants([process.pid])
     subprocess.run(["kill", "-KILL", pid], check=True)
